@@ -1,0 +1,51 @@
+//! Liveness and readiness.
+//!
+//! `/healthz` answers 200 while the process runs. `/readyz` answers 200 while
+//! the daemon accepts work and the database responds, 503 while draining.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::AdminState;
+
+/// Shared readiness flag: set when serving starts, cleared when draining.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200), (status = 503, description = "Draining or database unreachable")))]
+pub(crate) async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
+    if !state.readiness.is_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining", "detail": "the daemon is shutting down"})),
+        );
+    }
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "detail": format!("database: {e}")})),
+        ),
+    }
+}

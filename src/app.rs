@@ -1,0 +1,150 @@
+//! Wiring: the only module that knows every other. Builds the store and the
+//! admin server from a [`Config`], runs them, and stops them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState, Readiness};
+use crate::config::Config;
+use crate::demo;
+use crate::shutdown::{self, ShutdownKind};
+use crate::store::Store;
+
+/// A running daemon. Dropping it does not stop it; call [`Daemon::stop`].
+pub struct Daemon {
+    /// The admin API's bound address (useful when configured with port 0).
+    pub admin_addr: SocketAddr,
+    /// Set by `--demo`: the demo organization and its fresh key.
+    pub demo: Option<demo::DemoOrg>,
+    store: Store,
+    readiness: Readiness,
+    cancel: CancellationToken,
+    admin_task: JoinHandle<std::io::Result<()>>,
+    grace: Duration,
+}
+
+/// Connects and migrates the store, seeds the demo organization if asked,
+/// binds the admin port and starts serving.
+///
+/// # Errors
+/// The database cannot be reached or migrated, or a port cannot be bound.
+pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
+    let store = open_store(&config).await?;
+    let demo = if with_demo {
+        Some(demo::seed(&store).await.context("could not create the demo organization")?)
+    } else {
+        None
+    };
+
+    let listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("could not bind the admin API to {}", config.admin.listen))?;
+    let admin_addr = listener.local_addr()?;
+    tracing::info!(proto = "http", addr = %admin_addr, "listening");
+
+    let readiness = Readiness::default();
+    let cancel = CancellationToken::new();
+    let state = AdminState {
+        store: store.clone(),
+        limits: Arc::new(config.admin.clone()),
+        readiness: readiness.clone(),
+    };
+    let admin_task = tokio::spawn(admin::serve(listener, admin::router(state), cancel.child_token()));
+    readiness.set(true);
+    Ok(Daemon {
+        admin_addr,
+        demo,
+        store,
+        readiness,
+        cancel,
+        admin_task,
+        grace: Duration::from_millis(config.shutdown.grace_ms),
+    })
+}
+
+/// Connects to the configured database and applies migrations.
+///
+/// # Errors
+/// The database is unreachable or a migration fails; the message names the URL's backend.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database)
+        .await
+        .with_context(|| format!("could not open the database at {}", redact(&config.database.url)))?;
+    store.migrate().await.context("could not apply database migrations")?;
+    Ok(store)
+}
+
+/// Hides the password of a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Daemon {
+    /// Stops taking new work and waits for work in flight, at most the grace
+    /// period; then closes the store.
+    pub async fn stop(self, kind: ShutdownKind) {
+        self.readiness.set(false);
+        self.cancel.cancel();
+        let grace = match kind {
+            ShutdownKind::Drain => self.grace,
+            ShutdownKind::Fast => Duration::ZERO,
+        };
+        let mut admin_task = self.admin_task;
+        match tokio::time::timeout(grace, &mut admin_task).await {
+            Ok(Ok(Ok(()))) => tracing::info!("admin API stopped"),
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "admin API failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "admin API task panicked"),
+            Err(_) => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; stopping anyway");
+                admin_task.abort();
+            }
+        }
+        self.store.close().await;
+    }
+}
+
+/// Runs until a signal: SIGTERM drains, SIGINT or a second signal stops at once.
+///
+/// # Errors
+/// Start-up failures (see [`start`]).
+pub async fn run(config: Config, with_demo: bool) -> anyhow::Result<()> {
+    let daemon = start(config, with_demo).await?;
+    if let Some(demo) = &daemon.demo {
+        println!("{}", demo.banner(daemon.admin_addr));
+    }
+    let kind = shutdown::signal().await;
+    tracing::info!(?kind, "shutdown requested");
+    let stop = daemon.stop(kind);
+    tokio::select! {
+        () = stop => {}
+        _ = shutdown::signal() => tracing::warn!("second signal: stopping now"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn database_passwords_are_hidden() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://data/inroute.db"), "sqlite://data/inroute.db");
+    }
+}

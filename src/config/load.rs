@@ -1,0 +1,231 @@
+//! The layered loader: defaults < file < environment < overrides.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use config::{Environment, File, FileFormat, Map, Value, ValueKind};
+
+use super::Config;
+
+/// The file loaded when `--config` is not given, if it exists.
+pub(crate) const DEFAULT_FILE: &str = "config/inroute.toml";
+
+/// Everything the loader reads. The caller gathers it (the process environment
+/// in `main`, a literal map in tests).
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// `--config FILE`: must exist. Without it, [`DEFAULT_FILE`] is read if present.
+    pub file: Option<PathBuf>,
+    /// Environment variables; only `INROUTE__*` are used.
+    pub env: Vec<(String, String)>,
+    /// `section.key = value` overrides from CLI flags, applied last.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// Every problem found in the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: String) -> Self {
+        Self {
+            problems: vec![problem],
+        }
+    }
+}
+
+/// Loads and validates the configuration; binds nothing.
+///
+/// # Errors
+/// A [`ConfigError`] listing every unreadable source, unknown key, wrong type
+/// and out-of-range value.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let merged = merge(sources)?;
+    let root: Map<String, Value> = merged
+        .clone()
+        .try_deserialize()
+        .map_err(|e| ConfigError::one(e.to_string()))?;
+
+    let known = serde_json::to_value(Config::default()).expect("defaults serialize");
+    let mut problems = Vec::new();
+    unknown_keys(&root, &known, "", &mut problems);
+
+    let mut config = Config::default();
+    deserialize_section(&merged, "admin", &mut config.admin, &mut problems);
+    deserialize_section(&merged, "database", &mut config.database, &mut problems);
+    deserialize_section(&merged, "log", &mut config.log, &mut problems);
+    deserialize_section(&merged, "shutdown", &mut config.shutdown, &mut problems);
+
+    if problems.is_empty() {
+        problems = config.problems();
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn merge(sources: &Sources) -> Result<config::Config, ConfigError> {
+    let mut builder = config::Config::builder();
+    match &sources.file {
+        Some(path) => builder = builder.add_source(toml_file(path).required(true)),
+        None if Path::new(DEFAULT_FILE).exists() => {
+            builder = builder.add_source(toml_file(Path::new(DEFAULT_FILE)));
+        }
+        None => {}
+    }
+    let env = sources
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with("INROUTE__"))
+        .cloned()
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix("INROUTE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    for (key, value) in &sources.overrides {
+        builder = builder
+            .set_override(key.as_str(), value.as_str())
+            .map_err(|e| ConfigError::one(format!("{key}: {e}")))?;
+    }
+    builder
+        .build()
+        .map_err(|e| ConfigError::one(e.to_string()))
+}
+
+fn toml_file(path: &Path) -> File<config::FileSourceFile, FileFormat> {
+    File::from(path).format(FileFormat::Toml)
+}
+
+/// Reports every key of `value` that the defaults tree `known` does not have.
+fn unknown_keys(
+    value: &Map<String, Value>,
+    known: &serde_json::Value,
+    prefix: &str,
+    problems: &mut Vec<String>,
+) {
+    let keys: BTreeSet<&String> = value.keys().collect();
+    for key in keys {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match known.get(key.as_str()) {
+            None => problems.push(format!("{path}: unknown key")),
+            Some(sub @ serde_json::Value::Object(_)) => {
+                if let ValueKind::Table(table) = &value[key].kind {
+                    unknown_keys(table, sub, &path, problems);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn deserialize_section<T: serde::de::DeserializeOwned>(
+    merged: &config::Config,
+    section: &str,
+    slot: &mut T,
+    problems: &mut Vec<String>,
+) {
+    match merged.get::<T>(section) {
+        Ok(value) => *slot = value,
+        Err(config::ConfigError::NotFound(_)) => {}
+        Err(e) => problems.push(format!("{section}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogFormat;
+
+    fn env(pairs: &[(&str, &str)]) -> Sources {
+        Sources {
+            file: Some(PathBuf::from("/dev/null")),
+            env: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            overrides: vec![],
+        }
+    }
+
+    #[test]
+    fn defaults_load_without_any_source() {
+        let config = load(&env(&[])).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_flags_override_environment() {
+        let mut sources = env(&[
+            ("INROUTE__ADMIN__LISTEN", "127.0.0.1:9999"),
+            ("INROUTE__LOG__FORMAT", "json"),
+            ("INROUTE__ADMIN__BODY_LIMIT_BYTES", "2048"),
+            ("UNRELATED", "x"),
+        ]);
+        sources
+            .overrides
+            .push(("admin.listen".into(), "127.0.0.1:7777".into()));
+        let config = load(&sources).unwrap();
+        assert_eq!(config.admin.listen.port(), 7777);
+        assert_eq!(config.admin.body_limit_bytes, 2048);
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_problem_is_reported_together() {
+        let err = load(&env(&[
+            ("INROUTE__ADMIN__LISTN", "x"),
+            ("INROUTE__NOPE__KEY", "1"),
+            ("INROUTE__DATABASE__MAX_CONNECTIONS", "many"),
+            ("INROUTE__LOG__FORMAT", "xml"),
+        ]))
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(all.contains("admin.listn: unknown key"), "{all}");
+        assert!(all.contains("nope: unknown key"), "{all}");
+        assert!(all.contains("database"), "{all}");
+        assert!(all.contains("log"), "{all}");
+        assert_eq!(err.problems.len(), 4, "{all}");
+    }
+
+    #[test]
+    fn range_checks_are_collected() {
+        let err = load(&env(&[
+            ("INROUTE__DATABASE__URL", "mysql://x"),
+            ("INROUTE__ADMIN__BODY_LIMIT_BYTES", "10"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{:?}", err.problems);
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let sources = Sources {
+            file: Some(PathBuf::from("/nonexistent/inroute.toml")),
+            ..Sources::default()
+        };
+        assert!(load(&sources).is_err());
+    }
+
+    #[test]
+    fn the_shipped_file_is_valid_and_matches_the_defaults() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_FILE);
+        let sources = Sources {
+            file: Some(path),
+            ..Sources::default()
+        };
+        assert_eq!(load(&sources).unwrap(), Config::default());
+    }
+}

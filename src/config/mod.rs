@@ -1,0 +1,174 @@
+//! Daemon configuration: the typed [`Config`] and the layered loader.
+//!
+//! Layers, lowest first: built-in defaults < the TOML file (`config/inroute.toml`
+//! or `--config FILE`) < environment `INROUTE__SECTION__KEY` < CLI overrides.
+//! Unknown keys are errors, and every problem is reported in one go. Loading
+//! binds nothing, so `inroute check-config` runs exactly this code and exits.
+//!
+//! Allowed imports: std, `config`, `serde`. Library code never reads the process
+//! environment itself: the caller passes the variables in.
+
+mod load;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{load, ConfigError, Sources};
+
+/// The whole configuration. Every field has a default, documented in
+/// `config/inroute.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub admin: AdminConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+/// The admin HTTP API (side port).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin API; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest accepted request body; larger bodies get 413 before being read.
+    pub body_limit_bytes: usize,
+    /// A request that takes longer is answered 503.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Where configuration and decision records are stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created on first run) or `postgres://USER@HOST:PORT/DB`.
+    pub url: String,
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// How long a query waits for a free connection before failing.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/inroute.db".to_owned(),
+            max_connections: 8,
+            acquire_timeout_ms: 3_000,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (human) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `inroute=debug,sqlx=warn`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Shutdown behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long SIGTERM lets work in flight finish before stopping anyway.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { grace_ms: 10_000 }
+    }
+}
+
+/// Which database backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseConfig {
+    /// The backend named by `url`, if it is one we support.
+    pub fn backend(&self) -> Option<Backend> {
+        if self.url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+impl Config {
+    /// Cross-field and range checks, every problem collected.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, msg: &str| {
+            if !ok {
+                problems.push(msg.to_owned());
+            }
+        };
+        check(
+            self.database.backend().is_some(),
+            "database.url: must start with `sqlite:` or `postgres://`",
+        );
+        check(
+            self.database.max_connections > 0,
+            "database.max_connections: must be at least 1",
+        );
+        check(
+            self.database.acquire_timeout_ms > 0,
+            "database.acquire_timeout_ms: must be at least 1",
+        );
+        check(
+            self.admin.body_limit_bytes >= 1024,
+            "admin.body_limit_bytes: must be at least 1024",
+        );
+        check(
+            self.admin.request_timeout_ms > 0,
+            "admin.request_timeout_ms: must be at least 1",
+        );
+        check(
+            tracing_filter_is_valid(&self.log.filter),
+            "log.filter: not a valid tracing filter (e.g. `info`, `inroute=debug`)",
+        );
+        problems
+    }
+}
+
+fn tracing_filter_is_valid(filter: &str) -> bool {
+    tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+}
