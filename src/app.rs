@@ -37,7 +37,11 @@ pub struct Daemon {
 pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
     let store = open_store(&config).await?;
     let demo = if with_demo {
-        Some(demo::seed(&store).await.context("could not create the demo organization")?)
+        Some(
+            demo::seed(&store)
+                .await
+                .context("could not create the demo organization")?,
+        )
     } else {
         None
     };
@@ -55,7 +59,11 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
         limits: Arc::new(config.admin.clone()),
         readiness: readiness.clone(),
     };
-    let admin_task = tokio::spawn(admin::serve(listener, admin::router(state), cancel.child_token()));
+    let admin_task = tokio::spawn(admin::serve(
+        listener,
+        admin::router(state),
+        cancel.child_token(),
+    ));
     readiness.set(true);
     Ok(Daemon {
         admin_addr,
@@ -73,10 +81,16 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
 /// # Errors
 /// The database is unreachable or a migration fails; the message names the URL's backend.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database)
+    let store = Store::connect(&config.database).await.with_context(|| {
+        format!(
+            "could not open the database at {}",
+            redact(&config.database.url)
+        )
+    })?;
+    store
+        .migrate()
         .await
-        .with_context(|| format!("could not open the database at {}", redact(&config.database.url)))?;
-    store.migrate().await.context("could not apply database migrations")?;
+        .context("could not apply database migrations")?;
     Ok(store)
 }
 
@@ -110,7 +124,10 @@ impl Daemon {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "admin API failed"),
             Ok(Err(e)) => tracing::error!(error = %e, "admin API task panicked"),
             Err(_) => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; stopping anyway");
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "grace period over; stopping anyway"
+                );
                 admin_task.abort();
             }
         }
@@ -143,8 +160,14 @@ mod tests {
 
     #[test]
     fn database_passwords_are_hidden() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite://data/inroute.db"), "sqlite://data/inroute.db");
+        assert_eq!(
+            redact("sqlite://data/inroute.db"),
+            "sqlite://data/inroute.db"
+        );
     }
 }

@@ -147,7 +147,12 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> ExitCode {
         }
     };
     telemetry::init(&config.log);
-    match execute(cli.command.unwrap_or(Command::Serve { demo: false }), config).await {
+    match execute(
+        cli.command.unwrap_or(Command::Serve { demo: false }),
+        config,
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -156,7 +161,10 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> ExitCode {
     }
 }
 
-fn load_config(global: &GlobalArgs, env: Vec<(String, String)>) -> Result<Config, config::ConfigError> {
+fn load_config(
+    global: &GlobalArgs,
+    env: Vec<(String, String)>,
+) -> Result<Config, config::ConfigError> {
     let mut overrides = Vec::new();
     for pair in &global.set {
         match pair.split_once('=') {
@@ -221,7 +229,10 @@ async fn user(cmd: UserCommand, store: &Store) -> anyhow::Result<()> {
             println!("{}", user.id);
         }
         UserCommand::AddToOrg { user, org } => {
-            store.add_membership(&user, &org).await.context("could not add the membership")?;
+            store
+                .add_membership(&user, &org)
+                .await
+                .context("could not add the membership")?;
             println!("{user} is a member of {org}");
         }
     }
@@ -230,9 +241,18 @@ async fn user(cmd: UserCommand, store: &Store) -> anyhow::Result<()> {
 
 async fn token_cmd(cmd: TokenCommand, store: &Store) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { org, user, scopes, name } => {
+        TokenCommand::Create {
+            org,
+            user,
+            scopes,
+            name,
+        } => {
             let scopes = parse_scopes(&scopes)?;
-            let kind = if user.is_some() { TokenKind::Pat } else { TokenKind::OrgKey };
+            let kind = if user.is_some() {
+                TokenKind::Pat
+            } else {
+                TokenKind::OrgKey
+            };
             if let Some(org) = &org {
                 if store.org(org).await?.is_none() {
                     bail!("organization {org} does not exist");
@@ -251,14 +271,27 @@ async fn token_cmd(cmd: TokenCommand, store: &Store) -> anyhow::Result<()> {
                 })
                 .await
                 .context("could not create the token")?;
-            eprintln!("token id {} created; the secret below is shown only once", minted.id);
+            eprintln!(
+                "token id {} created; the secret below is shown only once",
+                minted.id
+            );
             println!("{}", minted.bearer);
         }
         TokenCommand::List { org } => {
             for t in store.org_tokens(&org).await? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
-                println!("{}\t{state}\t{}\t{}\t{}", t.id, t.created_at.to_rfc3339(), t.name, scopes.join(","));
+                println!(
+                    "{}\t{state}\t{}\t{}\t{}",
+                    t.id,
+                    t.created_at.to_rfc3339(),
+                    t.name,
+                    scopes.join(",")
+                );
             }
         }
         TokenCommand::Revoke { id } => {

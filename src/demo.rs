@@ -9,17 +9,22 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 
-use crate::store::types::{AgentFields, ChangeKind, PageRequest, PhoneNumberFields, RoutingConfigFields, TrunkFields};
+use crate::store::types::NewToken;
+use crate::store::types::{
+    AgentFields, ChangeKind, PageRequest, PhoneNumberFields, RoutingConfigFields, TrunkFields,
+};
 use crate::store::{Store, StoreError};
 use crate::token::{self, Scope, TokenKind};
-use crate::store::types::NewToken;
 
 /// The demo organization's id.
 pub const ORG_ID: &str = "org_demo";
 const KEY_NAME: &str = "demo";
 const TRUNK_NAME: &str = "demo-trunk";
 /// The demo numbers and the agent each is assigned to.
-pub const NUMBERS: [(&str, &str); 2] = [("+15550100001", "agent_support"), ("+15550100002", "agent_sales")];
+pub const NUMBERS: [(&str, &str); 2] = [
+    ("+15550100001", "agent_support"),
+    ("+15550100002", "agent_sales"),
+];
 const AGENTS: [(&str, &str); 2] = [("agent_support", "Support"), ("agent_sales", "Sales")];
 
 /// What `--demo` created and the key to use it.
@@ -86,12 +91,19 @@ async fn mint_key(store: &Store) -> Result<String, StoreError> {
 }
 
 fn all() -> PageRequest {
-    PageRequest { limit: 1000, after: None }
+    PageRequest {
+        limit: 1000,
+        after: None,
+    }
 }
 
 async fn ensure_trunk(store: &Store) -> Result<String, StoreError> {
     let trunks = store.trunks(ORG_ID, &all()).await?;
-    if let Some(trunk) = trunks.items.into_iter().find(|t| t.fields.name == TRUNK_NAME) {
+    if let Some(trunk) = trunks
+        .items
+        .into_iter()
+        .find(|t| t.fields.name == TRUNK_NAME)
+    {
         return Ok(trunk.id);
     }
     let fields = TrunkFields {
@@ -107,7 +119,10 @@ async fn ensure_trunk(store: &Store) -> Result<String, StoreError> {
 
 async fn ensure_published_agent(store: &Store, id: &str, name: &str) -> Result<(), StoreError> {
     if store.agent(ORG_ID, id).await?.is_none() {
-        let fields = AgentFields { name: name.to_owned(), sip_uri: None };
+        let fields = AgentFields {
+            name: name.to_owned(),
+            sip_uri: None,
+        };
         store.create_agent(ORG_ID, id, &fields).await?;
     }
     let versions = store.agent_versions(ORG_ID, id).await?;
@@ -116,7 +131,9 @@ async fn ensure_published_agent(store: &Store, id: &str, name: &str) -> Result<(
             Some(v) => v.version,
             None => store.create_agent_version(ORG_ID, id).await?.version,
         };
-        store.publish_agent_version(ORG_ID, id, version, &[]).await?;
+        store
+            .publish_agent_version(ORG_ID, id, version, &[])
+            .await?;
     }
     Ok(())
 }

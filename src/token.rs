@@ -73,9 +73,8 @@ pub fn parse(token: &str) -> Option<PresentedToken<'_>> {
         return None;
     };
     let (id, secret) = rest.split_once('.')?;
-    let well_formed = |s: &str| {
-        !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric())
-    };
+    let well_formed =
+        |s: &str| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric());
     (well_formed(id) && well_formed(secret)).then_some(PresentedToken { kind, id, secret })
 }
 
@@ -226,7 +225,16 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_rejected() {
-        for bad in ["", "ak_", "ak_abc", "ak_.x", "ak_x.", "xx_a.b", "ak_a.b'--", "pat_a b.c"] {
+        for bad in [
+            "",
+            "ak_",
+            "ak_abc",
+            "ak_.x",
+            "ak_x.",
+            "xx_a.b",
+            "ak_a.b'--",
+            "pat_a b.c",
+        ] {
             assert!(parse(bad).is_none(), "{bad:?} should not parse");
         }
         assert_eq!(parse("pat_a.b").map(|t| t.kind), Some(TokenKind::Pat));

@@ -12,8 +12,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{positive_int, ApiJson, ListParams, OptionalJson};
 use super::validate::{is_agent_id, is_e164, is_sip_uri, Violations};
 use super::{nullable, AdminState, ListPage};
-use crate::store::types::{Agent, AgentFields, AgentVersion};
 use crate::store::new_id;
+use crate::store::types::{Agent, AgentFields, AgentVersion};
 use crate::token::Scope;
 
 /// An agent as the API shows it.
@@ -97,9 +97,17 @@ pub(crate) struct PublishAgentVersion {
 
 fn check_fields(fields: &AgentFields, v: &mut Violations) {
     let name_len = fields.name.trim().chars().count();
-    v.check((1..=200).contains(&name_len), "$.name", "must be 1-200 characters");
+    v.check(
+        (1..=200).contains(&name_len),
+        "$.name",
+        "must be 1-200 characters",
+    );
     if let Some(uri) = &fields.sip_uri {
-        v.check(is_sip_uri(uri), "$.sip_uri", "must be a sip: or sips: URI such as sip:agent@host.example");
+        v.check(
+            is_sip_uri(uri),
+            "$.sip_uri",
+            "must be a sip: or sips: URI such as sip:agent@host.example",
+        );
     }
 }
 
@@ -107,7 +115,7 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("agent {id:?} not found"))
 }
 
-#[utoipa::path(get, path = "/core/agents", tag = "agents",
+#[utoipa::path(operation_id = "list_agents", get, path = "/core/agents", tag = "agents",
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListPage<AgentView>)))]
 pub(crate) async fn list(
@@ -120,7 +128,7 @@ pub(crate) async fn list(
     Ok(Json(ListPage::from_page(page)))
 }
 
-#[utoipa::path(post, path = "/core/agents", tag = "agents", request_body = CreateAgent,
+#[utoipa::path(operation_id = "create_agents", post, path = "/core/agents", tag = "agents", request_body = CreateAgent,
     responses((status = 201, body = AgentView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
@@ -130,7 +138,11 @@ pub(crate) async fn create(
     caller.require(Scope::AgentsManage)?;
     let mut v = Violations::new();
     let id = body.id.unwrap_or_else(|| new_id("agent"));
-    v.check(is_agent_id(&id), "$.id", "must be 1-64 letters, digits, `_`, `-` or `.`");
+    v.check(
+        is_agent_id(&id),
+        "$.id",
+        "must be 1-64 letters, digits, `_`, `-` or `.`",
+    );
     let fields = AgentFields {
         name: body.name,
         sip_uri: body.sip_uri,
@@ -144,7 +156,7 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
 
-#[utoipa::path(get, path = "/core/agents/{id}", tag = "agents",
+#[utoipa::path(operation_id = "get_agents", get, path = "/core/agents/{id}", tag = "agents",
     responses((status = 200, body = AgentView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AdminState>,
@@ -156,7 +168,7 @@ pub(crate) async fn get(
     Ok(Json(agent.ok_or_else(|| not_found(&id))?.into()))
 }
 
-#[utoipa::path(put, path = "/core/agents/{id}", tag = "agents", request_body = UpdateAgent,
+#[utoipa::path(operation_id = "update_agents", put, path = "/core/agents/{id}", tag = "agents", request_body = UpdateAgent,
     responses((status = 200, body = AgentView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
@@ -166,7 +178,11 @@ pub(crate) async fn update(
 ) -> Result<Json<AgentView>, ApiError> {
     caller.require(Scope::AgentsManage)?;
     let org = &caller.organization_id;
-    let current = state.store.agent(org, &id).await?.ok_or_else(|| not_found(&id))?;
+    let current = state
+        .store
+        .agent(org, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     let fields = AgentFields {
         name: patch.name.unwrap_or(current.name),
         sip_uri: patch.sip_uri.unwrap_or(current.sip_uri),
@@ -178,7 +194,7 @@ pub(crate) async fn update(
     Ok(Json(agent.ok_or_else(|| not_found(&id))?.into()))
 }
 
-#[utoipa::path(delete, path = "/core/agents/{id}", tag = "agents",
+#[utoipa::path(operation_id = "delete_agents", delete, path = "/core/agents/{id}", tag = "agents",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
@@ -186,14 +202,18 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::AgentsManage)?;
-    if state.store.delete_agent(&caller.organization_id, &id).await? {
+    if state
+        .store
+        .delete_agent(&caller.organization_id, &id)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))
     }
 }
 
-#[utoipa::path(get, path = "/core/agents/{id}/versions", tag = "agents",
+#[utoipa::path(operation_id = "versions_agents", get, path = "/core/agents/{id}/versions", tag = "agents",
     responses((status = 200, body = ListPage<AgentVersionView>), (status = 404, body = ErrorBody)))]
 pub(crate) async fn versions(
     State(state): State<AdminState>,
@@ -202,7 +222,11 @@ pub(crate) async fn versions(
 ) -> Result<Json<ListPage<AgentVersionView>>, ApiError> {
     caller.require(Scope::AgentsRead)?;
     let org = &caller.organization_id;
-    state.store.agent(org, &id).await?.ok_or_else(|| not_found(&id))?;
+    state
+        .store
+        .agent(org, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     let items = state.store.agent_versions(org, &id).await?;
     Ok(Json(ListPage {
         items: items.into_iter().map(Into::into).collect(),
@@ -210,7 +234,7 @@ pub(crate) async fn versions(
     }))
 }
 
-#[utoipa::path(post, path = "/core/agents/{id}/versions", tag = "agents",
+#[utoipa::path(operation_id = "create_version_agents", post, path = "/core/agents/{id}/versions", tag = "agents",
     responses((status = 201, description = "The next draft version", body = AgentVersionView),
               (status = 404, body = ErrorBody)))]
 pub(crate) async fn create_version(
@@ -220,12 +244,16 @@ pub(crate) async fn create_version(
 ) -> Result<(StatusCode, Json<AgentVersionView>), ApiError> {
     caller.require(Scope::AgentsManage)?;
     let org = &caller.organization_id;
-    state.store.agent(org, &id).await?.ok_or_else(|| not_found(&id))?;
+    state
+        .store
+        .agent(org, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     let version = state.store.create_agent_version(org, &id).await?;
     Ok((StatusCode::CREATED, Json(version.into())))
 }
 
-#[utoipa::path(post, path = "/core/agents/{id}/versions/{version}/publish", tag = "agents",
+#[utoipa::path(operation_id = "publish_agents", post, path = "/core/agents/{id}/versions/{version}/publish", tag = "agents",
     request_body(content = Option<PublishAgentVersion>),
     responses((status = 200, body = AgentVersionView), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
@@ -242,14 +270,26 @@ pub(crate) async fn publish(
     }
     let mut v = Violations::new();
     if let Some(direction) = &body.direction {
-        v.check(direction == "inbound", "$.direction", "only \"inbound\" is supported");
+        v.check(
+            direction == "inbound",
+            "$.direction",
+            "only \"inbound\" is supported",
+        );
     }
     for (i, number) in body.phone_numbers.iter().enumerate() {
-        v.check(is_e164(number), &format!("$.phone_numbers[{i}]"), "must be an E.164 number such as +14155550100");
+        v.check(
+            is_e164(number),
+            &format!("$.phone_numbers[{i}]"),
+            "must be an E.164 number such as +14155550100",
+        );
     }
     v.finish()?;
     let org = &caller.organization_id;
-    state.store.agent(org, &id).await?.ok_or_else(|| not_found(&id))?;
+    state
+        .store
+        .agent(org, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     let published = state
         .store
         .publish_agent_version(org, &id, version, &body.phone_numbers)

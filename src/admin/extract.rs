@@ -207,7 +207,10 @@ mod tests {
     fn syntax_errors_are_400_and_shape_errors_422_with_a_path() {
         assert!(matches!(parse("{"), Err(ApiError::BadRequest(_))));
         assert!(matches!(parse(""), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse(r#"{"name":"a","list":[]} x"#), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse(r#"{"name":"a","list":[]} x"#),
+            Err(ApiError::BadRequest(_))
+        ));
         let Err(ApiError::Validation(errors)) = parse(r#"{"name":"a","list":[1,"x"]}"#) else {
             panic!("expected a validation error");
         };

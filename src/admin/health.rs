@@ -27,12 +27,12 @@ impl Readiness {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
+#[utoipa::path(operation_id = "healthz", get, path = "/healthz", tag = "health", responses((status = 200)))]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "health",
     responses((status = 200), (status = 503, description = "Draining or database unreachable")))]
 pub(crate) async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     if !state.readiness.is_ready() {

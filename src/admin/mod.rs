@@ -66,7 +66,10 @@ pub fn router(state: AdminState) -> Router {
                 .put(routing_config::update)
                 .delete(routing_config::delete),
         )
-        .route("/core/inbound-routing-config/revisions", get(routing_config::revisions))
+        .route(
+            "/core/inbound-routing-config/revisions",
+            get(routing_config::revisions),
+        )
         .route(
             "/core/inbound-routing-config/revisions/{revision}/restore",
             post(routing_config::restore),
@@ -80,13 +83,19 @@ pub fn router(state: AdminState) -> Router {
             "/core/agents/{id}/versions",
             get(agents::versions).post(agents::create_version),
         )
-        .route("/core/agents/{id}/versions/{version}/publish", post(agents::publish))
+        .route(
+            "/core/agents/{id}/versions/{version}/publish",
+            post(agents::publish),
+        )
         .route("/core/trunks", get(trunks::list).post(trunks::create))
         .route(
             "/core/trunks/{id}",
             get(trunks::get).put(trunks::update).delete(trunks::delete),
         )
-        .route("/core/phone-numbers", get(phone_numbers::list).post(phone_numbers::create))
+        .route(
+            "/core/phone-numbers",
+            get(phone_numbers::list).post(phone_numbers::create),
+        )
         .route(
             "/core/phone-numbers/{id}",
             get(phone_numbers::get)
@@ -97,9 +106,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json));
     api.fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
-        .method_not_allowed_fallback(|| async {
-            ApiError::MethodNotAllowed
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), request_span))
         .with_state(state)
 }
@@ -187,7 +194,10 @@ async fn check_agent_ref(
     v: &mut Violations,
 ) -> Result<(), ApiError> {
     if !validate::is_agent_id(agent) || store.agent(org, agent).await?.is_none() {
-        v.push(paths.0, format!("agent {agent:?} does not exist in this organization"));
+        v.push(
+            paths.0,
+            format!("agent {agent:?} does not exist in this organization"),
+        );
     } else if let Some(n) = version {
         if store.agent_version(org, agent, n).await?.is_none() {
             v.push(paths.1, format!("agent {agent:?} has no version {n}"));

@@ -76,9 +76,16 @@ pub(crate) struct UpdatePhoneNumber {
 /// Checks the number's format and that its trunk and agent exist in `org`.
 async fn check(store: &Store, org: &str, f: &PhoneNumberFields) -> Result<(), ApiError> {
     let mut v = Violations::new();
-    v.check(is_e164(&f.phone_number), "$.phone_number", "must be an E.164 number such as +14155550100");
+    v.check(
+        is_e164(&f.phone_number),
+        "$.phone_number",
+        "must be an E.164 number such as +14155550100",
+    );
     if store.trunk(org, &f.trunk_id).await?.is_none() {
-        v.push("$.trunk_id", format!("trunk {:?} does not exist in this organization", f.trunk_id));
+        v.push(
+            "$.trunk_id",
+            format!("trunk {:?} does not exist in this organization", f.trunk_id),
+        );
     }
     if let Some(n) = f.inbound_agent_version {
         v.check(n >= 1, "$.inbound_agent_version", "must be at least 1");
@@ -89,7 +96,10 @@ async fn check(store: &Store, org: &str, f: &PhoneNumberFields) -> Result<(), Ap
             check_agent_ref(store, org, agent, f.inbound_agent_version, paths, &mut v).await?;
         }
         None if f.inbound_agent_version.is_some() => {
-            v.push("$.inbound_agent_version", "cannot be set without inbound_agent_id");
+            v.push(
+                "$.inbound_agent_version",
+                "cannot be set without inbound_agent_id",
+            );
         }
         None => {}
     }
@@ -100,7 +110,7 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("phone number {id:?} not found"))
 }
 
-#[utoipa::path(get, path = "/core/phone-numbers", tag = "phone-numbers",
+#[utoipa::path(operation_id = "list_phone_numbers", get, path = "/core/phone-numbers", tag = "phone-numbers",
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListPage<PhoneNumberView>)))]
 pub(crate) async fn list(
@@ -109,11 +119,14 @@ pub(crate) async fn list(
     ListParams(page): ListParams,
 ) -> Result<Json<ListPage<PhoneNumberView>>, ApiError> {
     caller.require(Scope::NumbersRead)?;
-    let page = state.store.phone_numbers(&caller.organization_id, &page).await?;
+    let page = state
+        .store
+        .phone_numbers(&caller.organization_id, &page)
+        .await?;
     Ok(Json(ListPage::from_page(page)))
 }
 
-#[utoipa::path(post, path = "/core/phone-numbers", tag = "phone-numbers", request_body = CreatePhoneNumber,
+#[utoipa::path(operation_id = "create_phone_numbers", post, path = "/core/phone-numbers", tag = "phone-numbers", request_body = CreatePhoneNumber,
     responses((status = 201, body = PhoneNumberView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
@@ -133,7 +146,7 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(number.into())))
 }
 
-#[utoipa::path(get, path = "/core/phone-numbers/{id}", tag = "phone-numbers",
+#[utoipa::path(operation_id = "get_phone_numbers", get, path = "/core/phone-numbers/{id}", tag = "phone-numbers",
     responses((status = 200, body = PhoneNumberView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AdminState>,
@@ -141,11 +154,14 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<PhoneNumberView>, ApiError> {
     caller.require(Scope::NumbersRead)?;
-    let number = state.store.phone_number(&caller.organization_id, &id).await?;
+    let number = state
+        .store
+        .phone_number(&caller.organization_id, &id)
+        .await?;
     Ok(Json(number.ok_or_else(|| not_found(&id))?.into()))
 }
 
-#[utoipa::path(put, path = "/core/phone-numbers/{id}", tag = "phone-numbers", request_body = UpdatePhoneNumber,
+#[utoipa::path(operation_id = "update_phone_numbers", put, path = "/core/phone-numbers/{id}", tag = "phone-numbers", request_body = UpdatePhoneNumber,
     responses((status = 200, body = PhoneNumberView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
@@ -155,7 +171,12 @@ pub(crate) async fn update(
 ) -> Result<Json<PhoneNumberView>, ApiError> {
     caller.require(Scope::NumbersManage)?;
     let org = &caller.organization_id;
-    let current = state.store.phone_number(org, &id).await?.ok_or_else(|| not_found(&id))?.fields;
+    let current = state
+        .store
+        .phone_number(org, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?
+        .fields;
     let mut fields = PhoneNumberFields {
         phone_number: patch.phone_number.unwrap_or(current.phone_number),
         trunk_id: patch.trunk_id.unwrap_or(current.trunk_id),
@@ -176,7 +197,7 @@ pub(crate) async fn update(
     Ok(Json(number.ok_or_else(|| not_found(&id))?.into()))
 }
 
-#[utoipa::path(delete, path = "/core/phone-numbers/{id}", tag = "phone-numbers",
+#[utoipa::path(operation_id = "delete_phone_numbers", delete, path = "/core/phone-numbers/{id}", tag = "phone-numbers",
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
@@ -184,7 +205,11 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::NumbersManage)?;
-    if state.store.delete_phone_number(&caller.organization_id, &id).await? {
+    if state
+        .store
+        .delete_phone_number(&caller.organization_id, &id)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))

@@ -89,18 +89,23 @@ pub(crate) struct UpdateRoutingConfig {
 /// How many times a PUT/DELETE without `If-Match` retries a lost race.
 const RACE_RETRIES: usize = 3;
 
-#[utoipa::path(get, path = "/core/inbound-routing-config", tag = "inbound-routing",
+#[utoipa::path(operation_id = "get_routing_config", get, path = "/core/inbound-routing-config", tag = "inbound-routing",
     responses((status = 200, description = "The config, or `null` if none exists", body = Option<RoutingConfigView>),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(crate) async fn get(State(state): State<AdminState>, caller: Caller) -> Result<Response, ApiError> {
+pub(crate) async fn get(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require(Scope::RoutingRead)?;
-    Ok(match state.store.routing_config(&caller.organization_id).await? {
-        Some(config) => config_response(StatusCode::OK, config),
-        None => Json(Value::Null).into_response(),
-    })
+    Ok(
+        match state.store.routing_config(&caller.organization_id).await? {
+            Some(config) => config_response(StatusCode::OK, config),
+            None => Json(Value::Null).into_response(),
+        },
+    )
 }
 
-#[utoipa::path(post, path = "/core/inbound-routing-config", tag = "inbound-routing",
+#[utoipa::path(operation_id = "create_routing_config", post, path = "/core/inbound-routing-config", tag = "inbound-routing",
     request_body = CreateRoutingConfig,
     responses((status = 201, body = RoutingConfigView), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
@@ -140,7 +145,7 @@ fn not_found() -> ApiError {
     ApiError::NotFound("no inbound routing config exists for this organization".to_owned())
 }
 
-#[utoipa::path(put, path = "/core/inbound-routing-config", tag = "inbound-routing",
+#[utoipa::path(operation_id = "update_routing_config", put, path = "/core/inbound-routing-config", tag = "inbound-routing",
     request_body = UpdateRoutingConfig,
     responses((status = 200, body = RoutingConfigView), (status = 404, body = ErrorBody),
               (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -154,13 +159,23 @@ pub(crate) async fn update(
     let org = &caller.organization_id;
     let if_match = IfMatch::from_headers(&headers)?;
     for _ in 0..RACE_RETRIES {
-        let current = state.store.routing_config(org).await?.ok_or_else(not_found)?;
+        let current = state
+            .store
+            .routing_config(org)
+            .await?
+            .ok_or_else(not_found)?;
         if_match.check(current.revision)?;
         let fields = apply(&patch, current.fields.clone())?;
         validate(&state.store, org, &fields).await?;
         match state
             .store
-            .update_routing_config(org, current.revision, &fields, ChangeKind::Update, &caller.token_id)
+            .update_routing_config(
+                org,
+                current.revision,
+                &fields,
+                ChangeKind::Update,
+                &caller.token_id,
+            )
             .await
         {
             Ok(updated) => return Ok(config_response(StatusCode::OK, updated)),
@@ -168,11 +183,16 @@ pub(crate) async fn update(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict("the config is being changed concurrently; retry".to_owned()))
+    Err(ApiError::Conflict(
+        "the config is being changed concurrently; retry".to_owned(),
+    ))
 }
 
 /// Applies a partial update. Nulls for required fields are 422.
-fn apply(patch: &UpdateRoutingConfig, mut fields: RoutingConfigFields) -> Result<RoutingConfigFields, ApiError> {
+fn apply(
+    patch: &UpdateRoutingConfig,
+    mut fields: RoutingConfigFields,
+) -> Result<RoutingConfigFields, ApiError> {
     let mut violations = Violations::new();
     match &patch.workflow_definition {
         Some(Some(definition)) => fields.workflow_definition = definition.clone(),
@@ -198,7 +218,7 @@ fn apply(patch: &UpdateRoutingConfig, mut fields: RoutingConfigFields) -> Result
     Ok(fields)
 }
 
-#[utoipa::path(delete, path = "/core/inbound-routing-config", tag = "inbound-routing",
+#[utoipa::path(operation_id = "delete_routing_config", delete, path = "/core/inbound-routing-config", tag = "inbound-routing",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
@@ -209,7 +229,11 @@ pub(crate) async fn delete(
     let org = &caller.organization_id;
     let if_match = IfMatch::from_headers(&headers)?;
     for _ in 0..RACE_RETRIES {
-        let current = state.store.routing_config(org).await?.ok_or_else(not_found)?;
+        let current = state
+            .store
+            .routing_config(org)
+            .await?
+            .ok_or_else(not_found)?;
         if_match.check(current.revision)?;
         match state
             .store
@@ -221,7 +245,9 @@ pub(crate) async fn delete(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict("the config is being changed concurrently; retry".to_owned()))
+    Err(ApiError::Conflict(
+        "the config is being changed concurrently; retry".to_owned(),
+    ))
 }
 
 /// One entry of the audit trail: who changed what, when.
@@ -267,7 +293,7 @@ pub(crate) struct RevisionQuery {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/core/inbound-routing-config/revisions", tag = "inbound-routing",
+#[utoipa::path(operation_id = "revisions_routing_config", get, path = "/core/inbound-routing-config/revisions", tag = "inbound-routing",
     params(RevisionQuery), responses((status = 200, body = RevisionPage)))]
 pub(crate) async fn revisions(
     State(state): State<AdminState>,
@@ -278,7 +304,9 @@ pub(crate) async fn revisions(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_LIMIT}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be from 1 to {MAX_LIMIT}"
+        )));
     }
     let before = query
         .cursor
@@ -292,12 +320,15 @@ pub(crate) async fn revisions(
     let mut items: Vec<RevisionView> = items.into_iter().map(Into::into).collect();
     let next_cursor = (items.len() > limit as usize).then(|| {
         items.truncate(limit as usize);
-        items.last().map(|r| r.revision.to_string()).unwrap_or_default()
+        items
+            .last()
+            .map(|r| r.revision.to_string())
+            .unwrap_or_default()
     });
     Ok(Json(RevisionPage { items, next_cursor }))
 }
 
-#[utoipa::path(post, path = "/core/inbound-routing-config/revisions/{revision}/restore",
+#[utoipa::path(operation_id = "restore_routing_config", post, path = "/core/inbound-routing-config/revisions/{revision}/restore",
     tag = "inbound-routing", params(("revision" = i64, Path, description = "Revision number")),
     responses((status = 200, body = RoutingConfigView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
@@ -321,14 +352,24 @@ pub(crate) async fn restore(
     })?;
     validate(&state.store, org, &fields).await?;
     let restored = match state.store.routing_config(org).await? {
-        None => state
-            .store
-            .create_routing_config(org, &fields, ChangeKind::Restore, &caller.token_id)
-            .await?,
-        Some(current) => state
-            .store
-            .update_routing_config(org, current.revision, &fields, ChangeKind::Restore, &caller.token_id)
-            .await?,
+        None => {
+            state
+                .store
+                .create_routing_config(org, &fields, ChangeKind::Restore, &caller.token_id)
+                .await?
+        }
+        Some(current) => {
+            state
+                .store
+                .update_routing_config(
+                    org,
+                    current.revision,
+                    &fields,
+                    ChangeKind::Restore,
+                    &caller.token_id,
+                )
+                .await?
+        }
     };
     Ok(config_response(StatusCode::OK, restored))
 }
@@ -343,7 +384,11 @@ async fn validate(store: &Store, org: &str, fields: &RoutingConfigFields) -> Res
         _ => v.push("$.workflow_definition", "must be a JSON object"),
     }
     if let Some(version) = fields.fallback_agent_version {
-        v.check(version >= 1, "$.fallback_agent_version", "must be at least 1");
+        v.check(
+            version >= 1,
+            "$.fallback_agent_version",
+            "must be at least 1",
+        );
     }
     match &fields.fallback_agent_id {
         None if fields.fallback_agent_version.is_some() => v.push(
@@ -357,7 +402,15 @@ async fn validate(store: &Store, org: &str, fields: &RoutingConfigFields) -> Res
         ),
         Some(agent) => {
             let paths = ("$.fallback_agent_id", "$.fallback_agent_version");
-            check_agent_ref(store, org, agent, fields.fallback_agent_version, paths, &mut v).await?;
+            check_agent_ref(
+                store,
+                org,
+                agent,
+                fields.fallback_agent_version,
+                paths,
+                &mut v,
+            )
+            .await?;
         }
     }
     v.finish()
@@ -388,7 +441,11 @@ impl IfMatch {
             let text = value
                 .to_str()
                 .map_err(|_| ApiError::BadRequest("If-Match is not valid ASCII".to_owned()))?;
-            tags.extend(text.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()));
+            tags.extend(
+                text.split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty()),
+            );
         }
         Ok(Self((!tags.is_empty()).then_some(tags)))
     }

@@ -91,13 +91,28 @@ pub(crate) struct UpdateTrunk {
 fn checked(mut f: TrunkFields) -> Result<TrunkFields, ApiError> {
     let mut v = Violations::new();
     let name_len = f.name.trim().chars().count();
-    v.check((1..=200).contains(&name_len), "$.name", "must be 1-200 characters");
-    v.check(!f.inbound_addresses.is_empty(), "$.inbound_addresses", "must list at least one address or CIDR");
-    v.check(f.inbound_addresses.len() <= 1000, "$.inbound_addresses", "at most 1000 entries");
+    v.check(
+        (1..=200).contains(&name_len),
+        "$.name",
+        "must be 1-200 characters",
+    );
+    v.check(
+        !f.inbound_addresses.is_empty(),
+        "$.inbound_addresses",
+        "must list at least one address or CIDR",
+    );
+    v.check(
+        f.inbound_addresses.len() <= 1000,
+        "$.inbound_addresses",
+        "at most 1000 entries",
+    );
     for (i, cidr) in f.inbound_addresses.iter_mut().enumerate() {
         match normalize_cidr(cidr) {
             Some(normal) => *cidr = normal,
-            None => v.push(format!("$.inbound_addresses[{i}]"), "must be an IP address or CIDR such as 203.0.113.0/24"),
+            None => v.push(
+                format!("$.inbound_addresses[{i}]"),
+                "must be an IP address or CIDR such as 203.0.113.0/24",
+            ),
         }
     }
     v.check(
@@ -105,13 +120,24 @@ fn checked(mut f: TrunkFields) -> Result<TrunkFields, ApiError> {
         "$.auth_password",
         "auth_username and auth_password must be set together",
     );
-    for (path, value) in [("$.auth_username", &f.auth_username), ("$.auth_password", &f.auth_password)] {
+    for (path, value) in [
+        ("$.auth_username", &f.auth_username),
+        ("$.auth_password", &f.auth_password),
+    ] {
         if let Some(s) = value {
-            v.check((1..=128).contains(&s.len()) && !s.chars().any(char::is_control), path, "must be 1-128 printable characters");
+            v.check(
+                (1..=128).contains(&s.len()) && !s.chars().any(char::is_control),
+                path,
+                "must be 1-128 printable characters",
+            );
         }
     }
     if let Some(cc) = &f.default_country_code {
-        v.check(is_country_code(cc), "$.default_country_code", "must be 1-3 digits, e.g. \"1\" or \"44\"");
+        v.check(
+            is_country_code(cc),
+            "$.default_country_code",
+            "must be 1-3 digits, e.g. \"1\" or \"44\"",
+        );
     }
     v.finish()?;
     Ok(f)
@@ -121,7 +147,7 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("trunk {id:?} not found"))
 }
 
-#[utoipa::path(get, path = "/core/trunks", tag = "trunks",
+#[utoipa::path(operation_id = "list_trunks", get, path = "/core/trunks", tag = "trunks",
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListPage<TrunkView>)))]
 pub(crate) async fn list(
@@ -134,7 +160,7 @@ pub(crate) async fn list(
     Ok(Json(ListPage::from_page(page)))
 }
 
-#[utoipa::path(post, path = "/core/trunks", tag = "trunks", request_body = CreateTrunk,
+#[utoipa::path(operation_id = "create_trunks", post, path = "/core/trunks", tag = "trunks", request_body = CreateTrunk,
     responses((status = 201, body = TrunkView), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
@@ -150,11 +176,14 @@ pub(crate) async fn create(
         trust_asserted_identity: body.trust_asserted_identity,
         default_country_code: body.default_country_code,
     })?;
-    let trunk = state.store.create_trunk(&caller.organization_id, &fields).await?;
+    let trunk = state
+        .store
+        .create_trunk(&caller.organization_id, &fields)
+        .await?;
     Ok((StatusCode::CREATED, Json(trunk.into())))
 }
 
-#[utoipa::path(get, path = "/core/trunks/{id}", tag = "trunks",
+#[utoipa::path(operation_id = "get_trunks", get, path = "/core/trunks/{id}", tag = "trunks",
     responses((status = 200, body = TrunkView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AdminState>,
@@ -166,7 +195,7 @@ pub(crate) async fn get(
     Ok(Json(trunk.ok_or_else(|| not_found(&id))?.into()))
 }
 
-#[utoipa::path(put, path = "/core/trunks/{id}", tag = "trunks", request_body = UpdateTrunk,
+#[utoipa::path(operation_id = "update_trunks", put, path = "/core/trunks/{id}", tag = "trunks", request_body = UpdateTrunk,
     responses((status = 200, body = TrunkView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
@@ -176,20 +205,29 @@ pub(crate) async fn update(
 ) -> Result<Json<TrunkView>, ApiError> {
     caller.require(Scope::TrunksManage)?;
     let org = &caller.organization_id;
-    let current = state.store.trunk(org, &id).await?.ok_or_else(|| not_found(&id))?.fields;
+    let current = state
+        .store
+        .trunk(org, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?
+        .fields;
     let fields = checked(TrunkFields {
         name: patch.name.unwrap_or(current.name),
         inbound_addresses: patch.inbound_addresses.unwrap_or(current.inbound_addresses),
         auth_username: patch.auth_username.unwrap_or(current.auth_username),
         auth_password: patch.auth_password.unwrap_or(current.auth_password),
-        trust_asserted_identity: patch.trust_asserted_identity.unwrap_or(current.trust_asserted_identity),
-        default_country_code: patch.default_country_code.unwrap_or(current.default_country_code),
+        trust_asserted_identity: patch
+            .trust_asserted_identity
+            .unwrap_or(current.trust_asserted_identity),
+        default_country_code: patch
+            .default_country_code
+            .unwrap_or(current.default_country_code),
     })?;
     let trunk = state.store.update_trunk(org, &id, &fields).await?;
     Ok(Json(trunk.ok_or_else(|| not_found(&id))?.into()))
 }
 
-#[utoipa::path(delete, path = "/core/trunks/{id}", tag = "trunks",
+#[utoipa::path(operation_id = "delete_trunks", delete, path = "/core/trunks/{id}", tag = "trunks",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
@@ -197,7 +235,11 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::TrunksManage)?;
-    if state.store.delete_trunk(&caller.organization_id, &id).await? {
+    if state
+        .store
+        .delete_trunk(&caller.organization_id, &id)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))

@@ -57,7 +57,9 @@ pub(crate) fn normalize_cidr(s: &str) -> Option<String> {
     if let Ok(net) = s.parse::<IpNet>() {
         return Some(net.trunc().to_string());
     }
-    s.parse::<IpAddr>().ok().map(|ip| IpNet::from(ip).to_string())
+    s.parse::<IpAddr>()
+        .ok()
+        .map(|ip| IpNet::from(ip).to_string())
 }
 
 /// Agent ids travel in SIP URIs and headers: letters, digits, `_ - .`, 1–64.
@@ -118,7 +120,8 @@ fn is_hostport(hostport: &str) -> bool {
     let host_ok = host.is_none_or(|h| {
         !h.is_empty()
             && h.len() <= 253
-            && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
             && !h.starts_with(['.', '-'])
     });
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
@@ -139,18 +142,40 @@ mod tests {
         for good in ["+14155550100", "+442071838750", "+12"] {
             assert!(is_e164(good), "{good}");
         }
-        for bad in ["14155550100", "+0123", "+1", "+1415555010012345", "+1 415", "+1-415", "", "+"] {
+        for bad in [
+            "14155550100",
+            "+0123",
+            "+1",
+            "+1415555010012345",
+            "+1 415",
+            "+1-415",
+            "",
+            "+",
+        ] {
             assert!(!is_e164(bad), "{bad}");
         }
     }
 
     #[test]
     fn cidrs_are_normalized() {
-        assert_eq!(normalize_cidr("203.0.113.5/24").as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(
+            normalize_cidr("203.0.113.5/24").as_deref(),
+            Some("203.0.113.0/24")
+        );
         assert_eq!(normalize_cidr("127.0.0.1").as_deref(), Some("127.0.0.1/32"));
         assert_eq!(normalize_cidr("::1").as_deref(), Some("::1/128"));
-        assert_eq!(normalize_cidr("2001:db8::1/32").as_deref(), Some("2001:db8::/32"));
-        for bad in ["", "10.0.0.0/33", "host.example", "10.0.0", "1.2.3.4/", "'; DROP TABLE trunks;--"] {
+        assert_eq!(
+            normalize_cidr("2001:db8::1/32").as_deref(),
+            Some("2001:db8::/32")
+        );
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "host.example",
+            "10.0.0",
+            "1.2.3.4/",
+            "'; DROP TABLE trunks;--",
+        ] {
             assert!(normalize_cidr(bad).is_none(), "{bad}");
         }
     }

@@ -96,9 +96,7 @@ fn merge(sources: &Sources) -> Result<config::Config, ConfigError> {
             .set_override(key.as_str(), value.as_str())
             .map_err(|e| ConfigError::one(format!("{key}: {e}")))?;
     }
-    builder
-        .build()
-        .map_err(|e| ConfigError::one(e.to_string()))
+    builder.build().map_err(|e| ConfigError::one(e.to_string()))
 }
 
 fn toml_file(path: &Path) -> File<config::FileSourceFile, FileFormat> {

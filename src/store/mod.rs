@@ -203,7 +203,11 @@ impl Store {
     }
 
     /// Revokes every live key of `org_id` called `name`; returns how many.
-    pub async fn revoke_org_tokens_named(&self, org_id: &str, name: &str) -> Result<u64, StoreError> {
+    pub async fn revoke_org_tokens_named(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<u64, StoreError> {
         on_backend!(self.revoke_org_tokens_named(org_id, name))
     }
 
@@ -213,7 +217,11 @@ impl Store {
 
     // --- agents ---
 
-    pub async fn agents(&self, org_id: &str, page: &PageRequest) -> Result<Page<Agent>, StoreError> {
+    pub async fn agents(
+        &self,
+        org_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Agent>, StoreError> {
         on_backend!(self.list_agents(org_id, page))
     }
 
@@ -221,11 +229,21 @@ impl Store {
         on_backend!(self.get_agent(org_id, id))
     }
 
-    pub async fn create_agent(&self, org_id: &str, id: &str, fields: &AgentFields) -> Result<Agent, StoreError> {
+    pub async fn create_agent(
+        &self,
+        org_id: &str,
+        id: &str,
+        fields: &AgentFields,
+    ) -> Result<Agent, StoreError> {
         on_backend!(self.insert_agent(org_id, id, fields))
     }
 
-    pub async fn update_agent(&self, org_id: &str, id: &str, fields: &AgentFields) -> Result<Option<Agent>, StoreError> {
+    pub async fn update_agent(
+        &self,
+        org_id: &str,
+        id: &str,
+        fields: &AgentFields,
+    ) -> Result<Option<Agent>, StoreError> {
         on_backend!(self.update_agent(org_id, id, fields))
     }
 
@@ -233,16 +251,29 @@ impl Store {
         on_backend!(self.delete_agent(org_id, id))
     }
 
-    pub async fn agent_versions(&self, org_id: &str, agent_id: &str) -> Result<Vec<AgentVersion>, StoreError> {
+    pub async fn agent_versions(
+        &self,
+        org_id: &str,
+        agent_id: &str,
+    ) -> Result<Vec<AgentVersion>, StoreError> {
         on_backend!(self.list_agent_versions(org_id, agent_id))
     }
 
-    pub async fn agent_version(&self, org_id: &str, agent_id: &str, version: i64) -> Result<Option<AgentVersion>, StoreError> {
+    pub async fn agent_version(
+        &self,
+        org_id: &str,
+        agent_id: &str,
+        version: i64,
+    ) -> Result<Option<AgentVersion>, StoreError> {
         on_backend!(self.get_agent_version(org_id, agent_id, version))
     }
 
     /// Creates the next draft version (1, 2, ...) of an existing agent.
-    pub async fn create_agent_version(&self, org_id: &str, agent_id: &str) -> Result<AgentVersion, StoreError> {
+    pub async fn create_agent_version(
+        &self,
+        org_id: &str,
+        agent_id: &str,
+    ) -> Result<AgentVersion, StoreError> {
         on_backend!(self.insert_next_agent_version(org_id, agent_id))
     }
 
@@ -260,7 +291,11 @@ impl Store {
 
     // --- trunks ---
 
-    pub async fn trunks(&self, org_id: &str, page: &PageRequest) -> Result<Page<Trunk>, StoreError> {
+    pub async fn trunks(
+        &self,
+        org_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Trunk>, StoreError> {
         on_backend!(self.list_trunks(org_id, page))
     }
 
@@ -268,12 +303,21 @@ impl Store {
         on_backend!(self.get_trunk(org_id, id))
     }
 
-    pub async fn create_trunk(&self, org_id: &str, fields: &TrunkFields) -> Result<Trunk, StoreError> {
+    pub async fn create_trunk(
+        &self,
+        org_id: &str,
+        fields: &TrunkFields,
+    ) -> Result<Trunk, StoreError> {
         let id = new_id("trk");
         on_backend!(self.insert_trunk(org_id, &id, fields))
     }
 
-    pub async fn update_trunk(&self, org_id: &str, id: &str, fields: &TrunkFields) -> Result<Option<Trunk>, StoreError> {
+    pub async fn update_trunk(
+        &self,
+        org_id: &str,
+        id: &str,
+        fields: &TrunkFields,
+    ) -> Result<Option<Trunk>, StoreError> {
         on_backend!(self.update_trunk(org_id, id, fields))
     }
 
@@ -283,20 +327,37 @@ impl Store {
 
     // --- phone numbers ---
 
-    pub async fn phone_numbers(&self, org_id: &str, page: &PageRequest) -> Result<Page<PhoneNumber>, StoreError> {
+    pub async fn phone_numbers(
+        &self,
+        org_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PhoneNumber>, StoreError> {
         on_backend!(self.list_numbers(org_id, page))
     }
 
-    pub async fn phone_number(&self, org_id: &str, id: &str) -> Result<Option<PhoneNumber>, StoreError> {
+    pub async fn phone_number(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<PhoneNumber>, StoreError> {
         on_backend!(self.get_number(org_id, id))
     }
 
-    pub async fn create_phone_number(&self, org_id: &str, fields: &PhoneNumberFields) -> Result<PhoneNumber, StoreError> {
+    pub async fn create_phone_number(
+        &self,
+        org_id: &str,
+        fields: &PhoneNumberFields,
+    ) -> Result<PhoneNumber, StoreError> {
         let id = new_id("num");
         on_backend!(self.insert_number(org_id, &id, fields))
     }
 
-    pub async fn update_phone_number(&self, org_id: &str, id: &str, fields: &PhoneNumberFields) -> Result<Option<PhoneNumber>, StoreError> {
+    pub async fn update_phone_number(
+        &self,
+        org_id: &str,
+        id: &str,
+        fields: &PhoneNumberFields,
+    ) -> Result<Option<PhoneNumber>, StoreError> {
         on_backend!(self.update_number(org_id, id, fields))
     }
 
@@ -338,16 +399,30 @@ impl Store {
 
     /// Deletes the config if it is still at `base_revision` ([`StoreError::Stale`]
     /// otherwise) and records the revision.
-    pub async fn delete_routing_config(&self, org_id: &str, base_revision: i64, changed_by: &str) -> Result<(), StoreError> {
+    pub async fn delete_routing_config(
+        &self,
+        org_id: &str,
+        base_revision: i64,
+        changed_by: &str,
+    ) -> Result<(), StoreError> {
         on_backend!(self.delete_config(org_id, base_revision, changed_by))
     }
 
     /// Revisions, newest first, below `before` if given.
-    pub async fn routing_config_revisions(&self, org_id: &str, limit: u32, before: Option<i64>) -> Result<Vec<ConfigRevision>, StoreError> {
+    pub async fn routing_config_revisions(
+        &self,
+        org_id: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<ConfigRevision>, StoreError> {
         on_backend!(self.list_revisions(org_id, limit, before))
     }
 
-    pub async fn routing_config_revision(&self, org_id: &str, revision: i64) -> Result<Option<ConfigRevision>, StoreError> {
+    pub async fn routing_config_revision(
+        &self,
+        org_id: &str,
+        revision: i64,
+    ) -> Result<Option<ConfigRevision>, StoreError> {
         on_backend!(self.get_revision(org_id, revision))
     }
 }

@@ -1,0 +1,206 @@
+//! Shared test harness: real databases and a real daemon on port 0.
+//!
+//! SQLite tests use a temporary file. PostgreSQL tests need `TEST_POSTGRES_URL`
+//! (set by `scripts/test`, which starts a throwaway cluster); each test gets a
+//! fresh database. A configured but unreachable server fails the test. Without
+//! the variable the PostgreSQL half is skipped with a message, unless
+//! `INROUTE_REQUIRE_POSTGRES=1`, which makes that a failure too.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+
+use inroute::app::{self, Daemon};
+use inroute::config::Config;
+use inroute::shutdown::ShutdownKind;
+use inroute::store::types::NewToken;
+use inroute::store::{new_id, Store};
+use inroute::token::{self, Scope, TokenKind};
+use sqlx::Connection;
+use tempfile::TempDir;
+
+/// A database for one test; the temporary directory lives as long as it.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is not configured (skip).
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/inroute.db", dir.path().display());
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => Self::postgres().await,
+        }
+    }
+
+    async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            if std::env::var("INROUTE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("INROUTE_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set");
+            }
+            eprintln!("SKIPPED: PostgreSQL half of this test (set TEST_POSTGRES_URL, or run scripts/test)");
+            return None;
+        };
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("TEST_POSTGRES_URL is set but unreachable ({admin_url}): {e}")
+            });
+        let name = format!("inroute_t_{}", token::random_alnum(12));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        })
+    }
+
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.database.url = self.url.clone();
+        config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.shutdown.grace_ms = 2_000;
+        config
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        app::open_store(&self.config()).await.expect("open store")
+    }
+}
+
+/// A daemon running in this process, with a store handle for test set-up.
+pub struct TestDaemon {
+    pub daemon: Option<Daemon>,
+    pub store: Store,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+}
+
+impl TestDaemon {
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let mut config = db.config();
+        tweak(&mut config);
+        let daemon = app::start(config, false).await.expect("daemon starts");
+        let base = format!("http://{}", daemon.admin_addr);
+        Some(Self {
+            store: db.store().await,
+            daemon: Some(daemon),
+            base,
+            http: reqwest::Client::new(),
+            db,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A new organization; returns its id.
+    pub async fn org(&self, name: &str) -> String {
+        self.store
+            .create_org(&new_id("org"), name)
+            .await
+            .expect("org")
+            .id
+    }
+
+    /// An organization key with `scopes`.
+    pub async fn org_key(&self, org: &str, scopes: &[Scope]) -> String {
+        self.mint(TokenKind::OrgKey, Some(org), None, scopes).await
+    }
+
+    /// A key with every scope.
+    pub async fn admin_key(&self, org: &str) -> String {
+        self.org_key(org, &Scope::ALL).await
+    }
+
+    /// A user holding a PAT with `scopes`; returns (user id, token).
+    pub async fn user_pat(&self, scopes: &[Scope]) -> (String, String) {
+        let user = self
+            .store
+            .create_user(&new_id("usr"), "Test User")
+            .await
+            .expect("user")
+            .id;
+        let pat = self.mint(TokenKind::Pat, None, Some(&user), scopes).await;
+        (user, pat)
+    }
+
+    async fn mint(
+        &self,
+        kind: TokenKind,
+        org: Option<&str>,
+        user: Option<&str>,
+        scopes: &[Scope],
+    ) -> String {
+        let minted = token::mint(kind);
+        self.store
+            .create_token(&NewToken {
+                id: minted.id,
+                kind,
+                organization_id: org.map(str::to_owned),
+                user_id: user.map(str::to_owned),
+                name: "test".to_owned(),
+                scopes: scopes.to_vec(),
+                secret_hash: minted.secret_hash,
+            })
+            .await
+            .expect("token");
+        minted.bearer
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(daemon) = self.daemon.take() {
+            daemon.stop(ShutdownKind::Drain).await;
+        }
+    }
+}
+
+/// Runs each listed async test function on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::support::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::support::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
