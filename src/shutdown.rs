@@ -17,12 +17,9 @@ pub async fn signal() -> ShutdownKind {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return ShutdownKind::Fast;
-            }
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return ShutdownKind::Fast;
         };
         tokio::select! {
             _ = term.recv() => ShutdownKind::Drain,

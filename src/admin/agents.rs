@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{needs, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{positive_int, ApiJson, ListParams, OptionalJson};
 use super::validate::{is_agent_id, is_e164, is_sip_uri, Violations};
@@ -120,10 +120,9 @@ fn not_found(id: &str) -> ApiError {
     responses((status = 200, body = ListPage<AgentView>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsRead>,
     ListParams(page): ListParams,
 ) -> Result<Json<ListPage<AgentView>>, ApiError> {
-    caller.require(Scope::AgentsRead)?;
     let page = state.store.agents(&caller.organization_id, &page).await?;
     Ok(Json(ListPage::from_page(page)))
 }
@@ -132,10 +131,9 @@ pub(crate) async fn list(
     responses((status = 201, body = AgentView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsManage>,
     ApiJson(body): ApiJson<CreateAgent>,
 ) -> Result<(StatusCode, Json<AgentView>), ApiError> {
-    caller.require(Scope::AgentsManage)?;
     let mut v = Violations::new();
     let id = body.id.unwrap_or_else(|| new_id("agent"));
     v.check(
@@ -160,10 +158,9 @@ pub(crate) async fn create(
     responses((status = 200, body = AgentView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
-    caller.require(Scope::AgentsRead)?;
     let agent = state.store.agent(&caller.organization_id, &id).await?;
     Ok(Json(agent.ok_or_else(|| not_found(&id))?.into()))
 }
@@ -172,11 +169,10 @@ pub(crate) async fn get(
     responses((status = 200, body = AgentView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsManage>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<UpdateAgent>,
 ) -> Result<Json<AgentView>, ApiError> {
-    caller.require(Scope::AgentsManage)?;
     let org = &caller.organization_id;
     let current = state
         .store
@@ -198,10 +194,9 @@ pub(crate) async fn update(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsManage>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::AgentsManage)?;
     if state
         .store
         .delete_agent(&caller.organization_id, &id)
@@ -217,10 +212,9 @@ pub(crate) async fn delete(
     responses((status = 200, body = ListPage<AgentVersionView>), (status = 404, body = ErrorBody)))]
 pub(crate) async fn versions(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<ListPage<AgentVersionView>>, ApiError> {
-    caller.require(Scope::AgentsRead)?;
     let org = &caller.organization_id;
     state
         .store
@@ -239,10 +233,9 @@ pub(crate) async fn versions(
               (status = 404, body = ErrorBody)))]
 pub(crate) async fn create_version(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsManage>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<AgentVersionView>), ApiError> {
-    caller.require(Scope::AgentsManage)?;
     let org = &caller.organization_id;
     state
         .store
@@ -259,11 +252,10 @@ pub(crate) async fn create_version(
               (status = 422, body = ErrorBody)))]
 pub(crate) async fn publish(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::AgentsManage>,
     Path((id, version)): Path<(String, String)>,
     OptionalJson(body): OptionalJson<PublishAgentVersion>,
 ) -> Result<Json<AgentVersionView>, ApiError> {
-    caller.require(Scope::AgentsManage)?;
     let version = positive_int(&version, "version")?;
     if !body.phone_numbers.is_empty() {
         caller.require(Scope::NumbersManage)?;

@@ -7,6 +7,8 @@
 //! Missing, malformed, unknown, wrong-secret and revoked tokens are all the
 //! same 401, so a caller learns nothing about which ids exist.
 
+use std::marker::PhantomData;
+
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 
@@ -17,16 +19,48 @@ use crate::token::{self, Scope, TokenKind};
 /// Header naming the organization for personal access tokens.
 pub const ORG_HEADER: &str = "x-anyreach-org";
 
-/// An authenticated caller acting in one organization.
+/// An authenticated caller acting in one organization, whose token holds the
+/// scope `S` (checked during extraction, before the body is read).
 #[derive(Debug, Clone)]
-pub(crate) struct Caller {
+pub(crate) struct Caller<S> {
     pub organization_id: String,
     /// Token id, recorded as `changed_by` in revisions.
     pub token_id: String,
     scopes: Vec<Scope>,
+    _needs: PhantomData<S>,
 }
 
-impl Caller {
+/// A scope required by a handler, named in its signature: `Caller<needs::AgentsRead>`.
+pub(crate) trait Needs {
+    const SCOPE: Scope;
+}
+
+/// Marker types for [`Caller`], one per [`Scope`].
+pub(crate) mod needs {
+    use super::{Needs, Scope};
+
+    macro_rules! needs {
+        ($($name:ident),*) => {$(
+            #[derive(Debug, Clone)]
+            pub(crate) struct $name;
+            impl Needs for $name {
+                const SCOPE: Scope = Scope::$name;
+            }
+        )*};
+    }
+    needs!(
+        RoutingRead,
+        RoutingManage,
+        AgentsRead,
+        AgentsManage,
+        TrunksRead,
+        TrunksManage,
+        NumbersRead,
+        NumbersManage
+    );
+}
+
+impl<S> Caller<S> {
     /// 403 unless the token holds `scope` (or the `manage` scope implying it).
     pub(crate) fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if scope.is_granted_by(&self.scopes) {
@@ -43,7 +77,7 @@ fn unauthorized() -> ApiError {
     ApiError::Unauthorized("missing, invalid or revoked token".to_owned())
 }
 
-impl FromRequestParts<AdminState> for Caller {
+impl<S: Needs> FromRequestParts<AdminState> for Caller<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
@@ -97,10 +131,13 @@ impl FromRequestParts<AdminState> for Caller {
             tracing::debug!(error = %e, "could not record token use");
         }
         tracing::Span::current().record("org", organization_id.as_str());
-        Ok(Self {
+        let caller = Self {
             organization_id,
             token_id: stored.id,
             scopes: stored.scopes,
-        })
+            _needs: PhantomData,
+        };
+        caller.require(S::SCOPE)?;
+        Ok(caller)
     }
 }

@@ -8,7 +8,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::error::Category;
 
 use super::error::{ApiError, FieldError};
 use super::AdminState;
@@ -88,30 +87,22 @@ fn declared_length(req: &Request) -> Option<u64> {
         .ok()
 }
 
-/// Deserializes a body, classifying failures as 400 (syntax) or 422 (shape).
+/// Deserializes a body in two steps so failures classify cleanly: bytes that
+/// are not JSON at all are 400; JSON of the wrong shape is 422 with a path.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
             "request body is empty; send a JSON object".to_owned(),
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = json_path(&err.path().to_string());
-        let inner = err.into_inner();
-        match inner.classify() {
-            Category::Data => ApiError::Validation(vec![FieldError {
-                path,
-                message: strip_position(&inner.to_string()),
-            }]),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::BadRequest(format!("malformed JSON: {inner}"))
-            }
-        }
-    })?;
-    de.end()
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-    Ok(value)
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        ApiError::Validation(vec![FieldError {
+            path: json_path(&err.path().to_string()),
+            message: err.into_inner().to_string(),
+        }])
+    })
 }
 
 /// `a.b[0]` (serde_path_to_error) → `$.a.b[0]`; the root `.` → `$`.
@@ -120,14 +111,6 @@ fn json_path(path: &str) -> String {
         "" | "." => "$".to_owned(),
         p if p.starts_with('[') => format!("${p}"),
         p => format!("$.{p}"),
-    }
-}
-
-/// serde_json appends " at line L column C"; a path says more.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
     }
 }
 

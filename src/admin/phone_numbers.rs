@@ -7,14 +7,13 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{needs, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ListParams};
 use super::validate::{is_e164, Violations};
 use super::{check_agent_ref, nullable, AdminState, ListPage};
 use crate::store::types::{PhoneNumber, PhoneNumberFields};
 use crate::store::Store;
-use crate::token::Scope;
 
 /// A phone number as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,10 +114,9 @@ fn not_found(id: &str) -> ApiError {
     responses((status = 200, body = ListPage<PhoneNumberView>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::NumbersRead>,
     ListParams(page): ListParams,
 ) -> Result<Json<ListPage<PhoneNumberView>>, ApiError> {
-    caller.require(Scope::NumbersRead)?;
     let page = state
         .store
         .phone_numbers(&caller.organization_id, &page)
@@ -130,10 +128,9 @@ pub(crate) async fn list(
     responses((status = 201, body = PhoneNumberView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::NumbersManage>,
     ApiJson(body): ApiJson<CreatePhoneNumber>,
 ) -> Result<(StatusCode, Json<PhoneNumberView>), ApiError> {
-    caller.require(Scope::NumbersManage)?;
     let org = &caller.organization_id;
     let fields = PhoneNumberFields {
         phone_number: body.phone_number,
@@ -150,10 +147,9 @@ pub(crate) async fn create(
     responses((status = 200, body = PhoneNumberView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::NumbersRead>,
     Path(id): Path<String>,
 ) -> Result<Json<PhoneNumberView>, ApiError> {
-    caller.require(Scope::NumbersRead)?;
     let number = state
         .store
         .phone_number(&caller.organization_id, &id)
@@ -165,11 +161,10 @@ pub(crate) async fn get(
     responses((status = 200, body = PhoneNumberView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::NumbersManage>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<UpdatePhoneNumber>,
 ) -> Result<Json<PhoneNumberView>, ApiError> {
-    caller.require(Scope::NumbersManage)?;
     let org = &caller.organization_id;
     let current = state
         .store
@@ -201,10 +196,9 @@ pub(crate) async fn update(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::NumbersManage>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::NumbersManage)?;
     if state
         .store
         .delete_phone_number(&caller.organization_id, &id)

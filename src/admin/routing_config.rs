@@ -14,14 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Caller;
+use super::auth::{needs, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{positive_int, ApiJson, DEFAULT_LIMIT, MAX_LIMIT};
 use super::validate::{is_agent_id, Violations};
 use super::{check_agent_ref, nullable, AdminState};
 use crate::store::types::{ChangeKind, ConfigRevision, RoutingConfig, RoutingConfigFields};
 use crate::store::{Store, StoreError};
-use crate::token::Scope;
 
 /// The stored config (spec: "The response is the stored config").
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,9 +93,8 @@ const RACE_RETRIES: usize = 3;
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::RoutingRead>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::RoutingRead)?;
     Ok(
         match state.store.routing_config(&caller.organization_id).await? {
             Some(config) => config_response(StatusCode::OK, config),
@@ -111,10 +109,9 @@ pub(crate) async fn get(
               (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::RoutingManage>,
     ApiJson(body): ApiJson<CreateRoutingConfig>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::RoutingManage)?;
     let org = &caller.organization_id;
     let fields = RoutingConfigFields {
         workflow_definition: body.workflow_definition.unwrap_or(Value::Null),
@@ -151,11 +148,10 @@ fn not_found() -> ApiError {
               (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::RoutingManage>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UpdateRoutingConfig>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::RoutingManage)?;
     let org = &caller.organization_id;
     let if_match = IfMatch::from_headers(&headers)?;
     for _ in 0..RACE_RETRIES {
@@ -222,10 +218,9 @@ fn apply(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::RoutingManage>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::RoutingManage)?;
     let org = &caller.organization_id;
     let if_match = IfMatch::from_headers(&headers)?;
     for _ in 0..RACE_RETRIES {
@@ -297,10 +292,9 @@ pub(crate) struct RevisionQuery {
     params(RevisionQuery), responses((status = 200, body = RevisionPage)))]
 pub(crate) async fn revisions(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::RoutingRead>,
     query: Result<Query<RevisionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<RevisionPage>, ApiError> {
-    caller.require(Scope::RoutingRead)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -334,10 +328,9 @@ pub(crate) async fn revisions(
               (status = 409, body = ErrorBody)))]
 pub(crate) async fn restore(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::RoutingManage>,
     Path(revision): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::RoutingManage)?;
     let org = &caller.organization_id;
     let n = positive_int(&revision, "revision")?;
     let entry = state

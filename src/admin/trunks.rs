@@ -8,13 +8,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{needs, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ListParams};
 use super::validate::{is_country_code, normalize_cidr, Violations};
 use super::{nullable, AdminState, ListPage};
 use crate::store::types::{Trunk, TrunkFields};
-use crate::token::Scope;
 
 /// A trunk as the API shows it (never the password).
 #[derive(Debug, Serialize, ToSchema)]
@@ -152,10 +151,9 @@ fn not_found(id: &str) -> ApiError {
     responses((status = 200, body = ListPage<TrunkView>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::TrunksRead>,
     ListParams(page): ListParams,
 ) -> Result<Json<ListPage<TrunkView>>, ApiError> {
-    caller.require(Scope::TrunksRead)?;
     let page = state.store.trunks(&caller.organization_id, &page).await?;
     Ok(Json(ListPage::from_page(page)))
 }
@@ -164,10 +162,9 @@ pub(crate) async fn list(
     responses((status = 201, body = TrunkView), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::TrunksManage>,
     ApiJson(body): ApiJson<CreateTrunk>,
 ) -> Result<(StatusCode, Json<TrunkView>), ApiError> {
-    caller.require(Scope::TrunksManage)?;
     let fields = checked(TrunkFields {
         name: body.name,
         inbound_addresses: body.inbound_addresses,
@@ -187,10 +184,9 @@ pub(crate) async fn create(
     responses((status = 200, body = TrunkView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::TrunksRead>,
     Path(id): Path<String>,
 ) -> Result<Json<TrunkView>, ApiError> {
-    caller.require(Scope::TrunksRead)?;
     let trunk = state.store.trunk(&caller.organization_id, &id).await?;
     Ok(Json(trunk.ok_or_else(|| not_found(&id))?.into()))
 }
@@ -199,11 +195,10 @@ pub(crate) async fn get(
     responses((status = 200, body = TrunkView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::TrunksManage>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<UpdateTrunk>,
 ) -> Result<Json<TrunkView>, ApiError> {
-    caller.require(Scope::TrunksManage)?;
     let org = &caller.organization_id;
     let current = state
         .store
@@ -231,10 +226,9 @@ pub(crate) async fn update(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Caller<needs::TrunksManage>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::TrunksManage)?;
     if state
         .store
         .delete_trunk(&caller.organization_id, &id)

@@ -53,15 +53,17 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
     unknown_keys(&root, &known, "", &mut problems);
 
-    let mut config = Config::default();
-    deserialize_section(&merged, "admin", &mut config.admin, &mut problems);
-    deserialize_section(&merged, "database", &mut config.database, &mut problems);
-    deserialize_section(&merged, "log", &mut config.log, &mut problems);
-    deserialize_section(&merged, "shutdown", &mut config.shutdown, &mut problems);
-
-    if problems.is_empty() {
-        problems = config.problems();
+    key_problems::<super::AdminConfig>(&root, "admin", &known, &mut problems);
+    key_problems::<super::DatabaseConfig>(&root, "database", &known, &mut problems);
+    key_problems::<super::LogConfig>(&root, "log", &known, &mut problems);
+    key_problems::<super::ShutdownConfig>(&root, "shutdown", &known, &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
     }
+    let config: Config = merged
+        .try_deserialize()
+        .map_err(|e| ConfigError::one(e.to_string()))?;
+    let problems = config.problems();
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -129,17 +131,41 @@ fn unknown_keys(
     }
 }
 
-fn deserialize_section<T: serde::de::DeserializeOwned>(
-    merged: &config::Config,
+/// Type-checks each known key of `section` on its own, so that every bad
+/// value is reported (serde stops at the first error of a struct).
+fn key_problems<T: serde::de::DeserializeOwned>(
+    root: &Map<String, Value>,
     section: &str,
-    slot: &mut T,
+    known: &serde_json::Value,
     problems: &mut Vec<String>,
 ) {
-    match merged.get::<T>(section) {
-        Ok(value) => *slot = value,
-        Err(config::ConfigError::NotFound(_)) => {}
-        Err(e) => problems.push(format!("{section}: {e}")),
+    let Some(value) = root.get(section) else {
+        return;
+    };
+    let ValueKind::Table(table) = &value.kind else {
+        problems.push(format!("{section}: must be a table of keys"));
+        return;
+    };
+    for (key, value) in table {
+        if known.get(section).and_then(|s| s.get(key)).is_none() {
+            continue; // already reported as unknown
+        }
+        let path = format!("{section}.{key}");
+        let checked = config::Config::builder()
+            .set_override(path.as_str(), value.clone())
+            .and_then(|b| b.build())
+            .and_then(|c| c.get::<T>(section));
+        if let Err(e) = checked {
+            problems.push(format!("{path}: {}", strip_key_suffix(&e.to_string())));
+        }
     }
+}
+
+/// config-rs appends " for key `section`"; the exact key is already named.
+fn strip_key_suffix(message: &str) -> &str {
+    message
+        .find(" for key `")
+        .map_or(message, |at| &message[..at])
 }
 
 #[cfg(test)]
@@ -147,9 +173,15 @@ mod tests {
     use super::*;
     use crate::config::LogFormat;
 
+    /// An empty configuration file, so only the environment given counts.
+    fn empty_file() -> PathBuf {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.into_temp_path().keep().unwrap()
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Sources {
         Sources {
-            file: Some(PathBuf::from("/dev/null")),
+            file: Some(empty_file()),
             env: pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

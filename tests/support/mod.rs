@@ -204,3 +204,124 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// One HTTP exchange's result.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// The `detail` of an error body (empty if none).
+    pub fn detail(&self) -> &str {
+        self.body
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+    }
+
+    /// The JSON paths named by a 422's `errors`.
+    pub fn error_paths(&self) -> Vec<String> {
+        self.body
+            .get("errors")
+            .and_then(|e| e.as_array())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e.get("path").and_then(|p| p.as_str()).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn etag(&self) -> Option<String> {
+        self.headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+/// Builder-free request helper: method, path, bearer token, optional JSON body.
+pub struct Req<'a> {
+    pub daemon: &'a TestDaemon,
+    pub method: reqwest::Method,
+    pub path: String,
+    pub token: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl TestDaemon {
+    pub fn req(&self, method: &str, path: &str) -> Req<'_> {
+        Req {
+            daemon: self,
+            method: method.parse().expect("method"),
+            path: path.to_owned(),
+            token: None,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+impl Req<'_> {
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(serde_json::to_vec(&body).expect("json"));
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
+        self
+    }
+
+    pub fn raw(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        let mut request = self
+            .daemon
+            .http
+            .request(self.method, self.daemon.url(&self.path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = self.body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("request reaches the daemon");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "non-JSON body ({status}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+}
