@@ -22,6 +22,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod routing;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
