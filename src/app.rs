@@ -10,10 +10,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, AdminState, Readiness};
+use crate::admin::{self, AdminState, Engine, Readiness};
 use crate::config::Config;
 use crate::demo;
+use crate::routing::HttpClient;
 use crate::shutdown::{self, ShutdownKind};
+use crate::snapshot::Routing;
 use crate::store::Store;
 
 /// A running daemon. Dropping it does not stop it; call [`Daemon::stop`].
@@ -22,6 +24,10 @@ pub struct Daemon {
     pub admin_addr: SocketAddr,
     /// Set by `--demo`: the demo organization and its fresh key.
     pub demo: Option<demo::DemoOrg>,
+    /// The live routing snapshot.
+    pub routing: Routing,
+    /// Workflow runtime shared by calls and dry runs.
+    pub engine: Engine,
     store: Store,
     readiness: Readiness,
     cancel: CancellationToken,
@@ -52,12 +58,22 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
     let admin_addr = listener.local_addr()?;
     tracing::info!(proto = "http", addr = %admin_addr, "listening");
 
+    let routing = Routing::load(&store, config.routing.limits())
+        .await
+        .context("could not load the routing snapshot")?;
+    let engine = Engine {
+        http: HttpClient::new(config.routing.http_max_body_bytes)
+            .context("could not build the HTTP client")?,
+        expression_timeout_ms: config.routing.expression_timeout_ms,
+    };
     let readiness = Readiness::default();
     let cancel = CancellationToken::new();
     let state = AdminState {
         store: store.clone(),
         limits: Arc::new(config.admin.clone()),
         readiness: readiness.clone(),
+        routing: routing.clone(),
+        engine: engine.clone(),
     };
     let admin_task = tokio::spawn(admin::serve(
         listener,
@@ -68,6 +84,8 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
     Ok(Daemon {
         admin_addr,
         demo,
+        routing,
+        engine,
         store,
         readiness,
         cancel,

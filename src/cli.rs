@@ -67,6 +67,9 @@ pub enum Command {
     Migrate,
     /// Validate the configuration without binding any port; exit 78 if invalid.
     CheckConfig,
+    /// Work with routing workflow definitions.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -76,6 +79,16 @@ pub enum Command {
     /// Manage API tokens. Secrets are printed once and stored hashed.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Validate a workflow definition (or a whole config with a
+    /// `workflow_definition` field) as POST/PUT would; exit 1 listing every problem.
+    Check {
+        /// JSON file; `-` reads standard input.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,9 +214,37 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Workflow(WorkflowCommand::Check { file }) => workflow_check(&file, &config),
         Command::Org(cmd) => org(cmd, &app::open_store(&config).await?).await,
         Command::User(cmd) => user(cmd, &app::open_store(&config).await?).await,
         Command::Token(cmd) => token_cmd(cmd, &app::open_store(&config).await?).await,
+    }
+}
+
+fn workflow_check(file: &std::path::Path, config: &Config) -> anyhow::Result<()> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("could not read standard input")?
+    } else {
+        std::fs::read_to_string(file)
+            .with_context(|| format!("could not read {}", file.display()))?
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).context("not valid JSON")?;
+    let definition = value.get("workflow_definition").unwrap_or(&value);
+    match crate::routing::compile(definition, &config.routing.limits()) {
+        Ok(plan) => {
+            println!(
+                "ok: {} steps, deadline {} ms",
+                plan.len(),
+                plan.deadline().as_millis()
+            );
+            Ok(())
+        }
+        Err(problems) => {
+            for p in &problems {
+                println!("{}: {}", p.path, p.message);
+            }
+            bail!("{} problem(s) in {}", problems.len(), file.display())
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod routing;
 pub mod shutdown;
+pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 pub mod token;

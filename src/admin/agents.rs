@@ -151,6 +151,7 @@ pub(crate) async fn create(
         .store
         .create_agent(&caller.organization_id, &id, &fields)
         .await?;
+    state.changed(&caller.organization_id).await;
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
 
@@ -187,6 +188,7 @@ pub(crate) async fn update(
     check_fields(&fields, &mut v);
     v.finish()?;
     let agent = state.store.update_agent(org, &id, &fields).await?;
+    state.changed(&caller.organization_id).await;
     Ok(Json(agent.ok_or_else(|| not_found(&id))?.into()))
 }
 
@@ -202,6 +204,7 @@ pub(crate) async fn delete(
         .delete_agent(&caller.organization_id, &id)
         .await?
     {
+        state.changed(&caller.organization_id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))
@@ -243,6 +246,7 @@ pub(crate) async fn create_version(
         .await?
         .ok_or_else(|| not_found(&id))?;
     let version = state.store.create_agent_version(org, &id).await?;
+    state.changed(&caller.organization_id).await;
     Ok((StatusCode::CREATED, Json(version.into())))
 }
 
@@ -286,5 +290,6 @@ pub(crate) async fn publish(
         .store
         .publish_agent_version(org, &id, version, &body.phone_numbers)
         .await?;
+    state.changed(&caller.organization_id).await;
     Ok(Json(published.into()))
 }

@@ -10,6 +10,8 @@
 //!   `POST /core/agents/{id}/versions/{v}/publish` [agents]
 //! * `GET|POST /core/trunks`, `GET|PUT|DELETE /core/trunks/{id}` [trunks]
 //! * `GET|POST /core/phone-numbers`, `GET|PUT|DELETE /core/phone-numbers/{id}` [phone_numbers]
+//! * `POST /core/inbound-routing-config/test` (dry run) [inbound_routing_configs:read]
+//! * `GET /core/workflow-secrets`, `PUT|DELETE /core/workflow-secrets/{name}` [inbound_routing_configs:manage]
 //! * `GET /healthz`, `GET /readyz`, `GET /openapi.json` (no auth)
 //!
 //! Allowed imports: `axum`, `utoipa`, `crate::store`, `crate::token`,
@@ -17,12 +19,14 @@
 
 mod agents;
 mod auth;
+mod dry_run;
 mod error;
 mod extract;
 mod health;
 mod openapi;
 mod phone_numbers;
 mod routing_config;
+mod secrets;
 mod trunks;
 mod validate;
 
@@ -44,6 +48,8 @@ pub use error::{ApiError, FieldError};
 pub use health::Readiness;
 
 use crate::config::AdminConfig;
+use crate::routing::HttpClient;
+use crate::snapshot::Routing;
 use crate::store::types::Page;
 use crate::store::Store;
 use validate::Violations;
@@ -54,6 +60,28 @@ pub struct AdminState {
     pub store: Store,
     pub limits: Arc<AdminConfig>,
     pub readiness: Readiness,
+    /// The live routing snapshot, reloaded after every write.
+    pub routing: Routing,
+    /// What dry runs execute with (the same as calls).
+    pub engine: Engine,
+}
+
+/// The workflow runtime settings shared with calls.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub http: HttpClient,
+    pub expression_timeout_ms: u64,
+}
+
+impl AdminState {
+    /// Refreshes the organization's routing snapshot after a write, so the
+    /// very next call uses it. A failure is logged; the periodic
+    /// reconciliation repairs it.
+    async fn changed(&self, org: &str) {
+        if let Err(e) = self.routing.reload_org(&self.store, org).await {
+            tracing::error!(org, error = %e, "could not reload the routing snapshot");
+        }
+    }
 }
 
 /// Builds the admin router. A plain function so tests can drive it directly.
@@ -66,6 +94,7 @@ pub fn router(state: AdminState) -> Router {
                 .put(routing_config::update)
                 .delete(routing_config::delete),
         )
+        .route("/core/inbound-routing-config/test", post(dry_run::test))
         .route(
             "/core/inbound-routing-config/revisions",
             get(routing_config::revisions),
@@ -101,6 +130,11 @@ pub fn router(state: AdminState) -> Router {
             get(phone_numbers::get)
                 .put(phone_numbers::update)
                 .delete(phone_numbers::delete),
+        )
+        .route("/core/workflow-secrets", get(secrets::list))
+        .route(
+            "/core/workflow-secrets/{name}",
+            axum::routing::put(secrets::put).delete(secrets::delete),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

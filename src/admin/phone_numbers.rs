@@ -140,6 +140,7 @@ pub(crate) async fn create(
     };
     check(&state.store, org, &fields).await?;
     let number = state.store.create_phone_number(org, &fields).await?;
+    state.changed(&caller.organization_id).await;
     Ok((StatusCode::CREATED, Json(number.into())))
 }
 
@@ -189,6 +190,7 @@ pub(crate) async fn update(
     }
     check(&state.store, org, &fields).await?;
     let number = state.store.update_phone_number(org, &id, &fields).await?;
+    state.changed(&caller.organization_id).await;
     Ok(Json(number.ok_or_else(|| not_found(&id))?.into()))
 }
 
@@ -204,6 +206,7 @@ pub(crate) async fn delete(
         .delete_phone_number(&caller.organization_id, &id)
         .await?
     {
+        state.changed(&caller.organization_id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))

@@ -20,7 +20,7 @@ use super::extract::{positive_int, ApiJson, DEFAULT_LIMIT, MAX_LIMIT};
 use super::validate::{is_agent_id, Violations};
 use super::{check_agent_ref, nullable, AdminState};
 use crate::store::types::{ChangeKind, ConfigRevision, RoutingConfig, RoutingConfigFields};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// The stored config (spec: "The response is the stored config").
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,7 +122,7 @@ pub(crate) async fn create(
     if state.store.routing_config(org).await?.is_some() {
         return Err(exists());
     }
-    validate(&state.store, org, &fields).await?;
+    validate(&state, org, &fields).await?;
     let created = state
         .store
         .create_routing_config(org, &fields, ChangeKind::Create, &caller.token_id)
@@ -131,6 +131,7 @@ pub(crate) async fn create(
             StoreError::Conflict { .. } => exists(),
             other => other.into(),
         })?;
+    state.changed(org).await;
     Ok(config_response(StatusCode::CREATED, created))
 }
 
@@ -162,7 +163,7 @@ pub(crate) async fn update(
             .ok_or_else(not_found)?;
         if_match.check(current.revision)?;
         let fields = apply(&patch, current.fields.clone())?;
-        validate(&state.store, org, &fields).await?;
+        validate(&state, org, &fields).await?;
         match state
             .store
             .update_routing_config(
@@ -174,7 +175,10 @@ pub(crate) async fn update(
             )
             .await
         {
-            Ok(updated) => return Ok(config_response(StatusCode::OK, updated)),
+            Ok(updated) => {
+                state.changed(org).await;
+                return Ok(config_response(StatusCode::OK, updated));
+            }
             Err(StoreError::Stale) if !if_match.is_given() => continue,
             Err(e) => return Err(e.into()),
         }
@@ -235,7 +239,10 @@ pub(crate) async fn delete(
             .delete_routing_config(org, current.revision, &caller.token_id)
             .await
         {
-            Ok(()) => return Ok(StatusCode::NO_CONTENT),
+            Ok(()) => {
+                state.changed(org).await;
+                return Ok(StatusCode::NO_CONTENT);
+            }
             Err(StoreError::Stale) if !if_match.is_given() => continue,
             Err(e) => return Err(e.into()),
         }
@@ -343,7 +350,7 @@ pub(crate) async fn restore(
             "revision {n} records a deletion; restore a revision that holds a config"
         ))
     })?;
-    validate(&state.store, org, &fields).await?;
+    validate(&state, org, &fields).await?;
     let restored = match state.store.routing_config(org).await? {
         None => {
             state
@@ -364,16 +371,31 @@ pub(crate) async fn restore(
                 .await?
         }
     };
+    state.changed(org).await;
     Ok(config_response(StatusCode::OK, restored))
 }
 
-/// Checks the fields a config must satisfy, collecting every problem.
-async fn validate(store: &Store, org: &str, fields: &RoutingConfigFields) -> Result<(), ApiError> {
+/// Checks the fields a config must satisfy, collecting every problem; the
+/// workflow definition must compile.
+async fn validate(
+    state: &AdminState,
+    org: &str,
+    fields: &RoutingConfigFields,
+) -> Result<(), ApiError> {
+    let store = &state.store;
     let mut v = Violations::new();
     match &fields.workflow_definition {
         Value::Null => v.push("$.workflow_definition", "is required"),
         Value::Object(map) if map.is_empty() => v.push("$.workflow_definition", "cannot be empty"),
-        Value::Object(_) => {}
+        Value::Object(_) => {
+            if let Err(problems) =
+                crate::routing::compile(&fields.workflow_definition, state.routing.limits())
+            {
+                for p in problems {
+                    v.push(format!("$.workflow_definition{}", &p.path[1..]), p.message);
+                }
+            }
+        }
         _ => v.push("$.workflow_definition", "must be a JSON object"),
     }
     if let Some(version) = fields.fallback_agent_version {

@@ -177,6 +177,7 @@ pub(crate) async fn create(
         .store
         .create_trunk(&caller.organization_id, &fields)
         .await?;
+    state.changed(&caller.organization_id).await;
     Ok((StatusCode::CREATED, Json(trunk.into())))
 }
 
@@ -219,6 +220,7 @@ pub(crate) async fn update(
             .unwrap_or(current.default_country_code),
     })?;
     let trunk = state.store.update_trunk(org, &id, &fields).await?;
+    state.changed(&caller.organization_id).await;
     Ok(Json(trunk.ok_or_else(|| not_found(&id))?.into()))
 }
 
@@ -234,6 +236,7 @@ pub(crate) async fn delete(
         .delete_trunk(&caller.organization_id, &id)
         .await?
     {
+        state.changed(&caller.organization_id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))

@@ -24,6 +24,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub routing: RoutingConfig,
     pub shutdown: ShutdownConfig,
 }
 
@@ -98,6 +99,53 @@ pub enum LogFormat {
     Json,
 }
 
+/// Routing workflows: deadlines and the limits that keep a bad definition harmless.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Hard deadline of a workflow run; past it the fallback applies.
+    pub timeout_ms: u64,
+    /// Largest per-organization deadline (`timeout_ms` in a definition).
+    pub max_timeout_ms: u64,
+    /// Most steps a definition may have.
+    pub max_steps: usize,
+    /// Longest expression between `{{` and `}}`, in bytes.
+    pub max_expression_length: usize,
+    /// CPU time one expression evaluation may take.
+    pub expression_timeout_ms: u64,
+    /// Default timeout of an `http` step (always bounded by the deadline).
+    pub http_timeout_ms: u64,
+    /// Largest response body an `http` step reads.
+    pub http_max_body_bytes: usize,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 3_000,
+            max_timeout_ms: 10_000,
+            max_steps: 200,
+            max_expression_length: 4_096,
+            expression_timeout_ms: 50,
+            http_timeout_ms: 1_000,
+            http_max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// The compiler's limits.
+    pub fn limits(&self) -> crate::routing::Limits {
+        crate::routing::Limits {
+            default_timeout_ms: self.timeout_ms,
+            max_timeout_ms: self.max_timeout_ms,
+            max_steps: self.max_steps,
+            max_expression_length: self.max_expression_length,
+            http_timeout_ms: self.http_timeout_ms,
+        }
+    }
+}
+
 /// Shutdown behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -160,6 +208,28 @@ impl Config {
         check(
             self.admin.request_timeout_ms > 0,
             "admin.request_timeout_ms: must be at least 1",
+        );
+        let r = &self.routing;
+        check(
+            r.timeout_ms >= 1 && r.timeout_ms <= r.max_timeout_ms,
+            "routing.timeout_ms: must be from 1 to routing.max_timeout_ms",
+        );
+        check(r.max_steps >= 2, "routing.max_steps: must be at least 2");
+        check(
+            r.max_expression_length >= 16,
+            "routing.max_expression_length: must be at least 16",
+        );
+        check(
+            r.expression_timeout_ms >= 1,
+            "routing.expression_timeout_ms: must be at least 1",
+        );
+        check(
+            r.http_timeout_ms >= 1,
+            "routing.http_timeout_ms: must be at least 1",
+        );
+        check(
+            r.http_max_body_bytes >= 1024,
+            "routing.http_max_body_bytes: must be at least 1024",
         );
         check(
             tracing_filter_is_valid(&self.log.filter),

@@ -365,6 +365,50 @@ impl Store {
         on_backend!(self.delete_number(org_id, id))
     }
 
+    // --- workflow secrets ---
+
+    /// Creates or replaces a secret.
+    pub async fn put_secret(
+        &self,
+        org_id: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        on_backend!(self.put_secret(org_id, name, value))
+    }
+
+    pub async fn delete_secret(&self, org_id: &str, name: &str) -> Result<bool, StoreError> {
+        on_backend!(self.delete_secret(org_id, name))
+    }
+
+    /// Secret names and when each was last set (never the values).
+    pub async fn secret_names(
+        &self,
+        org_id: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        on_backend!(self.list_secret_names(org_id))
+    }
+
+    /// Every secret of the organization, for its routing snapshot.
+    pub async fn secrets(&self, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        on_backend!(self.org_secrets(org_id))
+    }
+
+    // --- whole-organization reads for the routing snapshot ---
+
+    pub async fn all_agents(&self, org_id: &str) -> Result<Vec<Agent>, StoreError> {
+        on_backend!(self.all_agents(org_id))
+    }
+
+    /// `(agent_id, version)` of every published version.
+    pub async fn published_versions(&self, org_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        on_backend!(self.published_versions(org_id))
+    }
+
+    pub async fn all_phone_numbers(&self, org_id: &str) -> Result<Vec<PhoneNumber>, StoreError> {
+        on_backend!(self.all_numbers(org_id))
+    }
+
     // --- inbound routing config ---
 
     pub async fn routing_config(&self, org_id: &str) -> Result<Option<RoutingConfig>, StoreError> {

@@ -809,3 +809,68 @@ fn paginate<T>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Page
     };
     Page { items: rows, next_cursor }
 }
+
+// === workflow secrets and routing snapshot reads ===
+
+pub(super) async fn put_secret(pool: &Pool<Db>, org_id: &str, name: &str, value: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workflow_secrets (organization_id, name, value, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (organization_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(org_id)
+    .bind(name)
+    .bind(value)
+    .bind(now())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_secret(pool: &Pool<Db>, org_id: &str, name: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM workflow_secrets WHERE organization_id = $1 AND name = $2")
+        .bind(org_id)
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn list_secret_names(pool: &Pool<Db>, org_id: &str) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    Ok(sqlx::query_as("SELECT name, updated_at FROM workflow_secrets WHERE organization_id = $1 ORDER BY name")
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn org_secrets(pool: &Pool<Db>, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as("SELECT name, value FROM workflow_secrets WHERE organization_id = $1")
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn all_agents(pool: &Pool<Db>, org_id: &str) -> Result<Vec<Agent>, StoreError> {
+    Ok(sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE organization_id = $1"))
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn published_versions(pool: &Pool<Db>, org_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT agent_id, version FROM agent_versions \
+         WHERE organization_id = $1 AND status = 'published' ORDER BY agent_id, version",
+    )
+    .bind(org_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn all_numbers(pool: &Pool<Db>, org_id: &str) -> Result<Vec<PhoneNumber>, StoreError> {
+    let rows: Vec<NumberRow> =
+        sqlx::query_as(&format!("SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE organization_id = $1"))
+            .bind(org_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(PhoneNumber::from).collect())
+}
