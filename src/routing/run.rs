@@ -147,7 +147,6 @@ async fn execute(
     plan: &Plan,
     input: &CallInput,
     env: &RunEnv,
-    deadline: Instant,
     state: &mut State,
 ) -> Result<Output, RunError> {
     let mut context = Map::with_capacity(4);
