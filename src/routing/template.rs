@@ -16,8 +16,8 @@ pub(crate) enum Template {
     Literal(Value),
     Expr(Expr),
     Concat(Vec<Part>),
-    Object(Vec<(String, Template)>),
-    Array(Vec<Template>),
+    Object(Vec<(String, Self)>),
+    Array(Vec<Self>),
 }
 
 #[derive(Debug, Clone)]
