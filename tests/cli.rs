@@ -288,20 +288,36 @@ fn unreachable_database_fails_fast_with_a_clear_message() {
 fn workflow_check_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.json");
-    std::fs::write(&good, json!({"workflow_definition": {"version": 1, "start": "in", "steps": [
+    std::fs::write(
+        &good,
+        json!({"workflow_definition": {"version": 1, "start": "in", "steps": [
         {"id": "in", "type": "input", "next": "o"},
-        {"id": "o", "type": "output", "fields": {"agent_id": "a"}}]}}).to_string()).unwrap();
+        {"id": "o", "type": "output", "fields": {"agent_id": "a"}}]}})
+        .to_string(),
+    )
+    .unwrap();
     let (code, out, err) = run(dir.path(), &["workflow", "check", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok: 2 steps"), "{out}");
 
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, json!({"version": 1, "start": "in", "steps": [
+    std::fs::write(
+        &bad,
+        json!({"version": 1, "start": "in", "steps": [
         {"id": "in", "type": "input", "next": "x"},
-        {"id": "c", "type": "app"}]}).to_string()).unwrap();
+        {"id": "c", "type": "app"}]})
+        .to_string(),
+    )
+    .unwrap();
     let (code, out, err) = run(dir.path(), &["workflow", "check", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("$.steps[0].next: no step has id \"x\""), "{out}");
-    assert!(out.contains("$.steps[1].type: `app` steps are not supported"), "{out}");
+    assert!(
+        out.contains("$.steps[0].next: no step has id \"x\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("$.steps[1].type: `app` steps are not supported"),
+        "{out}"
+    );
     assert!(err.contains("2 problem(s)"), "{err}");
 }
