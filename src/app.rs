@@ -6,15 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState, Engine, Readiness};
-use crate::config::Config;
+use crate::call::CallRouter;
+use crate::config::{Config, UnknownSource};
 use crate::demo;
 use crate::routing::HttpClient;
 use crate::shutdown::{self, ShutdownKind};
+use crate::sip::{
+    self,
+    endpoint::{Endpoint, EndpointConfig},
+    parse::ParseLimits,
+    transaction::Timers,
+};
 use crate::snapshot::Routing;
 use crate::store::Store;
 
@@ -24,6 +31,10 @@ pub struct Daemon {
     pub admin_addr: SocketAddr,
     /// Set by `--demo`: the demo organization and its fresh key.
     pub demo: Option<demo::DemoOrg>,
+    /// Bound SIP UDP addresses (useful when configured with port 0).
+    pub sip_udp: Vec<SocketAddr>,
+    /// Bound SIP TCP addresses.
+    pub sip_tcp: Vec<SocketAddr>,
     /// The live routing snapshot.
     pub routing: Routing,
     /// Workflow runtime shared by calls and dry runs.
@@ -80,10 +91,13 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
         admin::router(state),
         cancel.child_token(),
     ));
+    let (sip_udp, sip_tcp) = start_sip(&config, &routing, &engine, &cancel).await?;
     readiness.set(true);
     Ok(Daemon {
         admin_addr,
         demo,
+        sip_udp,
+        sip_tcp,
         routing,
         engine,
         store,
@@ -92,6 +106,69 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
         admin_task,
         grace: Duration::from_millis(config.shutdown.grace_ms),
     })
+}
+
+/// Binds the SIP listeners and starts serving them.
+async fn start_sip(
+    config: &Config,
+    routing: &Routing,
+    engine: &Engine,
+    cancel: &CancellationToken,
+) -> anyhow::Result<(Vec<SocketAddr>, Vec<SocketAddr>)> {
+    let sip = &config.sip;
+    let router = CallRouter::new(
+        routing.clone(),
+        engine.http.clone(),
+        engine.expression_timeout_ms,
+        config.redirect.clone(),
+        config.routing.concurrency(),
+    );
+    let endpoint = Endpoint::new(
+        router,
+        EndpointConfig {
+            timers: Timers {
+                t1: Duration::from_millis(sip.t1_ms),
+                t2: Duration::from_millis(sip.t2_ms),
+                t4: Duration::from_millis(sip.t4_ms),
+            },
+            max_transactions: sip.max_transactions,
+            max_message_bytes: sip.max_message_bytes,
+            parse: ParseLimits {
+                max_headers: sip.max_headers,
+            },
+            drop_unknown_sources: sip.unknown_source == UnknownSource::Drop,
+            tcp_idle_timeout: Duration::from_millis(sip.tcp_idle_timeout_ms),
+        },
+    );
+    let mut udp = Vec::new();
+    for addr in &sip.udp {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("could not bind SIP UDP to {addr}"))?;
+        let bound = socket.local_addr()?;
+        tracing::info!(proto = "udp", addr = %bound, "listening");
+        tokio::spawn(sip::endpoint::serve_udp(
+            Arc::clone(&endpoint),
+            Arc::new(socket),
+            cancel.child_token(),
+        ));
+        udp.push(bound);
+    }
+    let mut tcp = Vec::new();
+    for addr in &sip.tcp {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not bind SIP TCP to {addr}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(proto = "tcp", addr = %bound, "listening");
+        tokio::spawn(sip::endpoint::serve_tcp(
+            Arc::clone(&endpoint),
+            listener,
+            cancel.child_token(),
+        ));
+        tcp.push(bound);
+    }
+    Ok((udp, tcp))
 }
 
 /// Connects to the configured database and applies migrations.
@@ -160,7 +237,7 @@ impl Daemon {
 pub async fn run(config: Config, with_demo: bool) -> anyhow::Result<()> {
     let daemon = start(config, with_demo).await?;
     if let Some(demo) = &daemon.demo {
-        println!("{}", demo.banner(daemon.admin_addr));
+        println!("{}", demo.banner(daemon.admin_addr, &daemon.sip_udp));
     }
     let kind = shutdown::signal().await;
     tracing::info!(?kind, "shutdown requested");

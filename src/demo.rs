@@ -36,14 +36,19 @@ pub struct DemoOrg {
 
 impl DemoOrg {
     /// The text printed once at start-up.
-    pub fn banner(&self, admin: SocketAddr) -> String {
+    pub fn banner(&self, admin: SocketAddr, sip_udp: &[SocketAddr]) -> String {
+        let sip: Vec<String> = sip_udp.iter().map(ToString::to_string).collect();
+        let numbers: Vec<&str> = NUMBERS.iter().map(|(n, _)| *n).collect();
         format!(
             "\ninroute demo organization `{org}` is ready.\n\
+             SIP (UDP): {sip}; numbers {numbers} (trunk accepts 127.0.0.0/8 and ::1)\n\
              Admin API: http://{admin}\n\
              Organization key (all scopes, shown once): {key}\n\n\
              Try:\n  curl -s -H 'Authorization: Bearer {key}' http://{admin}/core/inbound-routing-config\n",
             org = self.organization_id,
             key = self.api_key,
+            sip = sip.join(", "),
+            numbers = numbers.join(", "),
         )
     }
 }

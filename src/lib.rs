@@ -19,11 +19,13 @@
 
 pub mod admin;
 pub mod app;
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod routing;
 pub mod shutdown;
+pub mod sip;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

@@ -10,7 +10,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
 use arc_swap::ArcSwap;
+use ipnet::IpNet;
 use tokio::sync::Mutex;
 
 use crate::routing::{self, AgentDirectory, AgentRef, Limits, Plan, ResolvedAgent, Unresolved};
@@ -25,6 +28,16 @@ pub struct OrgSnapshot {
     pub secrets: Arc<HashMap<String, String>>,
     /// E.164 → the number's own agent assignment.
     pub numbers: HashMap<String, NumberEntry>,
+    pub trunks: Vec<TrunkEntry>,
+}
+
+/// A trunk as the call path uses it.
+#[derive(Debug, Clone)]
+pub struct TrunkEntry {
+    pub id: String,
+    pub networks: Vec<IpNet>,
+    pub trust_asserted_identity: bool,
+    pub default_country_code: Option<String>,
 }
 
 /// The routing config as calls use it.
@@ -126,13 +139,38 @@ impl OrgSnapshot {
                 .map(Arc::new)
                 .map_err(|problems| describe(&problems)),
         });
+        let trunks = store
+            .all_trunks(org_id)
+            .await?
+            .into_iter()
+            .map(|t| TrunkEntry {
+                networks: t
+                    .fields
+                    .inbound_addresses
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect(),
+                id: t.id,
+                trust_asserted_identity: t.fields.trust_asserted_identity,
+                default_country_code: t.fields.default_country_code,
+            })
+            .collect();
         Ok(Self {
             organization_id: org_id.to_owned(),
+            trunks,
             config,
             agents: Agents(agents),
             secrets: Arc::new(store.secrets(org_id).await?.into_iter().collect()),
             numbers,
         })
+    }
+}
+
+/// IPv4-mapped IPv6 sources (dual-stack sockets) compare as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -161,6 +199,17 @@ impl Snapshot {
     /// The organization that owns a number.
     pub fn number_owner(&self, e164: &str) -> Option<&Arc<OrgSnapshot>> {
         self.numbers.get(e164).and_then(|org| self.orgs.get(org))
+    }
+
+    /// Every trunk (with its organization) whose networks contain `ip`.
+    pub fn trunks_for(&self, ip: IpAddr) -> impl Iterator<Item = (&Arc<OrgSnapshot>, &TrunkEntry)> {
+        let ip = canonical(ip);
+        self.orgs.values().flat_map(move |org| {
+            org.trunks
+                .iter()
+                .filter(move |t| t.networks.iter().any(|n| n.contains(&ip)))
+                .map(move |t| (org, t))
+        })
     }
 
     fn with_org(&self, org: OrgSnapshot) -> Self {

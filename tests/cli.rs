@@ -31,11 +31,23 @@ fn run(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 
 /// `serve --demo` on a free port; returns the child, admin base URL and key.
 fn serve_demo(dir: &std::path::Path) -> (Child, String, String) {
-    let mut child = inroute(dir, &["serve", "--demo", "--admin-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = inroute(
+        dir,
+        &[
+            "serve",
+            "--demo",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--set",
+            "sip.udp=127.0.0.1:0",
+            "--set",
+            "sip.tcp=127.0.0.1:0",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -235,7 +247,7 @@ fn check_config_reports_every_problem_and_binds_nothing() {
     let file = dir.path().join("bad.toml");
     std::fs::write(
         &file,
-        "[admin]\nlisten = \"nowhere\"\nbogus = 1\n[sip]\nudp = []\n",
+        "[admin]\nlisten = \"nowhere\"\nbogus = 1\n[nope]\nudp = []\n",
     )
     .unwrap();
     let out = inroute(
@@ -250,7 +262,7 @@ fn check_config_reports_every_problem_and_binds_nothing() {
     for expected in [
         "admin.listen",
         "admin.bogus: unknown key",
-        "sip: unknown key",
+        "nope: unknown key",
         "database.max_connections",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in {err}");

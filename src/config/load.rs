@@ -7,6 +7,9 @@ use config::{Environment, File, FileFormat, Map, Value, ValueKind};
 
 use super::Config;
 
+/// Keys whose values are lists; in the environment and `--set` they are comma-separated.
+const LIST_KEYS: [&str; 2] = ["sip.udp", "sip.tcp"];
+
 /// The file loaded when `--config` is not given, if it exists.
 pub(crate) const DEFAULT_FILE: &str = "config/inroute.toml";
 
@@ -57,6 +60,8 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     key_problems::<super::DatabaseConfig>(&root, "database", &known, &mut problems);
     key_problems::<super::LogConfig>(&root, "log", &known, &mut problems);
     key_problems::<super::RoutingConfig>(&root, "routing", &known, &mut problems);
+    key_problems::<super::RedirectConfig>(&root, "redirect", &known, &mut problems);
+    key_problems::<super::SipConfig>(&root, "sip", &known, &mut problems);
     key_problems::<super::ShutdownConfig>(&root, "shutdown", &known, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError { problems });
@@ -92,12 +97,24 @@ fn merge(sources: &Sources) -> Result<config::Config, ConfigError> {
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("sip.udp")
+            .with_list_parse_key("sip.tcp")
             .source(Some(env)),
     );
     for (key, value) in &sources.overrides {
-        builder = builder
-            .set_override(key.as_str(), value.as_str())
-            .map_err(|e| ConfigError::one(format!("{key}: {e}")))?;
+        let set = if LIST_KEYS.contains(&key.as_str()) {
+            let items: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            builder.set_override(key.as_str(), items)
+        } else {
+            builder.set_override(key.as_str(), value.as_str())
+        };
+        builder = set.map_err(|e| ConfigError::one(format!("{key}: {e}")))?;
     }
     builder.build().map_err(|e| ConfigError::one(e.to_string()))
 }

@@ -24,8 +24,79 @@ pub struct Config {
     pub admin: AdminConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub redirect: RedirectConfig,
     pub routing: RoutingConfig,
     pub shutdown: ShutdownConfig,
+    pub sip: SipConfig,
+}
+
+/// SIP listeners and protocol limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP listen addresses (`[]` disables UDP; port 0 picks a free port).
+    pub udp: Vec<SocketAddr>,
+    /// TCP listen addresses.
+    pub tcp: Vec<SocketAddr>,
+    /// `reject` answers 403 to sources that belong to no trunk; `drop` stays silent.
+    pub unknown_source: UnknownSource,
+    /// INVITE transactions in flight before new INVITEs get 503.
+    pub max_transactions: usize,
+    /// Largest message accepted on a stream (and read from a datagram).
+    pub max_message_bytes: usize,
+    /// Most header fields in one message.
+    pub max_headers: usize,
+    /// RFC 3261 timers T1, T2, T4 (milliseconds).
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    /// A TCP connection with no complete message for this long is closed.
+    pub tcp_idle_timeout_ms: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let any = SocketAddr::from(([0, 0, 0, 0], 5060));
+        Self {
+            udp: vec![any],
+            tcp: vec![any],
+            unknown_source: UnknownSource::Reject,
+            max_transactions: 50_000,
+            max_message_bytes: 65_535,
+            max_headers: 100,
+            t1_ms: 500,
+            t2_ms: 4_000,
+            t4_ms: 5_000,
+            tcp_idle_timeout_ms: 120_000,
+        }
+    }
+}
+
+/// What to do with requests from addresses that belong to no trunk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownSource {
+    Reject,
+    Drop,
+}
+
+/// The 302's Contact and what rides in it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// Host of `sip:<agent_id>@<host>` Contacts for agents without a `sip_uri`.
+    pub agent_domain: String,
+    /// `initial_context`/`custom_metadata` ride inline only while the 302 stays under this size.
+    pub max_response_bytes: usize,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        Self {
+            agent_domain: "agents.invalid".to_owned(),
+            max_response_bytes: 1_300,
+        }
+    }
 }
 
 /// The admin HTTP API (side port).
@@ -117,6 +188,8 @@ pub struct RoutingConfig {
     pub http_timeout_ms: u64,
     /// Largest response body an `http` step reads.
     pub http_max_body_bytes: usize,
+    /// Workflow runs in flight before INVITEs get 503; 0 sizes it to the machine.
+    pub max_concurrent: usize,
 }
 
 impl Default for RoutingConfig {
@@ -129,11 +202,20 @@ impl Default for RoutingConfig {
             expression_timeout_ms: 50,
             http_timeout_ms: 1_000,
             http_max_body_bytes: 256 * 1024,
+            max_concurrent: 0,
         }
     }
 }
 
 impl RoutingConfig {
+    /// `max_concurrent`, with 0 meaning 256 runs per CPU core.
+    pub fn concurrency(&self) -> usize {
+        if self.max_concurrent > 0 {
+            return self.max_concurrent;
+        }
+        256 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    }
+
     /// The compiler's limits.
     pub fn limits(&self) -> crate::routing::Limits {
         crate::routing::Limits {
@@ -230,6 +312,37 @@ impl Config {
         check(
             r.http_max_body_bytes >= 1024,
             "routing.http_max_body_bytes: must be at least 1024",
+        );
+        let sip = &self.sip;
+        check(
+            sip.t1_ms >= 1 && sip.t1_ms <= sip.t2_ms,
+            "sip.t1_ms: must be from 1 to sip.t2_ms",
+        );
+        check(sip.t4_ms >= 1, "sip.t4_ms: must be at least 1");
+        check(
+            sip.max_transactions >= 1,
+            "sip.max_transactions: must be at least 1",
+        );
+        check(
+            (1024..=65_535).contains(&sip.max_message_bytes),
+            "sip.max_message_bytes: must be from 1024 to 65535",
+        );
+        check(
+            sip.max_headers >= 10,
+            "sip.max_headers: must be at least 10",
+        );
+        check(
+            sip.tcp_idle_timeout_ms >= 1,
+            "sip.tcp_idle_timeout_ms: must be at least 1",
+        );
+        check(
+            !self.redirect.agent_domain.is_empty()
+                && self
+                    .redirect
+                    .agent_domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'),
+            "redirect.agent_domain: must be a host name",
         );
         check(
             tracing_filter_is_valid(&self.log.filter),

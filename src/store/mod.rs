@@ -405,6 +405,10 @@ impl Store {
         on_backend!(self.published_versions(org_id))
     }
 
+    pub async fn all_trunks(&self, org_id: &str) -> Result<Vec<Trunk>, StoreError> {
+        on_backend!(self.all_trunks(org_id))
+    }
+
     pub async fn all_phone_numbers(&self, org_id: &str) -> Result<Vec<PhoneNumber>, StoreError> {
         on_backend!(self.all_numbers(org_id))
     }

@@ -874,3 +874,12 @@ pub(super) async fn all_numbers(pool: &Pool<Db>, org_id: &str) -> Result<Vec<Pho
             .await?;
     Ok(rows.into_iter().map(PhoneNumber::from).collect())
 }
+
+pub(super) async fn all_trunks(pool: &Pool<Db>, org_id: &str) -> Result<Vec<Trunk>, StoreError> {
+    let rows: Vec<TrunkRow> =
+        sqlx::query_as(&format!("SELECT {TRUNK_COLUMNS} FROM trunks WHERE organization_id = $1"))
+            .bind(org_id)
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter().map(Trunk::try_from).collect()
+}

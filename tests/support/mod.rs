@@ -78,6 +78,8 @@ impl TestDb {
         let mut config = Config::default();
         config.database.url = self.url.clone();
         config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.sip.udp = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        config.sip.tcp = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
         config.shutdown.grace_ms = 2_000;
         config
     }

@@ -1,0 +1,410 @@
+//! Sockets, the INVITE transaction table and timers: where the pure SIP code
+//! meets tokio.
+//!
+//! One task per INVITE races the call handler against CANCEL, sends the
+//! final response, and runs the transaction's timers (G, H, I) until it
+//! terminates and leaves the table. Everything else is answered statelessly
+//! (retransmissions get identical answers because To tags derive from the
+//! transaction key).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::framing::{next_frame, Frame};
+use super::parse::ParseLimits;
+use super::request::{classify, CallFacts, Intake};
+use super::response::ResponseTemplate;
+use super::transaction::{Action, InviteEvent, InviteServer, Timer, Timers, TransactionKey};
+use super::{Answer, CallHandler};
+
+/// Endpoint settings (from `sip.*`).
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub timers: Timers,
+    /// INVITE transactions in flight before new INVITEs get 503.
+    pub max_transactions: usize,
+    pub max_message_bytes: usize,
+    pub parse: ParseLimits,
+    /// Drop (instead of answering 403) requests from addresses of no trunk.
+    pub drop_unknown_sources: bool,
+    pub tcp_idle_timeout: Duration,
+}
+
+/// Where a response goes.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    Udp {
+        socket: Arc<UdpSocket>,
+        addr: SocketAddr,
+    },
+    Stream {
+        tx: mpsc::Sender<Vec<u8>>,
+        addr: SocketAddr,
+    },
+}
+
+impl Peer {
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Udp { addr, .. } | Self::Stream { addr, .. } => *addr,
+        }
+    }
+
+    fn reliable(&self) -> bool {
+        matches!(self, Self::Stream { .. })
+    }
+
+    async fn send(&self, bytes: Vec<u8>) {
+        match self {
+            Self::Udp { socket, addr } => {
+                if let Err(e) = socket.send_to(&bytes, addr).await {
+                    tracing::debug!(%addr, error = %e, "UDP send failed");
+                }
+            }
+            Self::Stream { tx, .. } => {
+                let _ = tx.send(bytes).await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnEvent {
+    Retransmission,
+    Ack,
+    Cancel,
+}
+
+/// The SIP endpoint: shared by every listener.
+pub struct Endpoint<H> {
+    handler: H,
+    config: EndpointConfig,
+    invites: Mutex<HashMap<TransactionKey, mpsc::Sender<TxnEvent>>>,
+}
+
+impl<H: CallHandler> Endpoint<H> {
+    pub fn new(handler: H, config: EndpointConfig) -> Arc<Self> {
+        Arc::new(Self {
+            handler,
+            config,
+            invites: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// INVITE transactions currently alive.
+    pub fn live_transactions(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TransactionKey, mpsc::Sender<TxnEvent>>> {
+        self.invites
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn notify(&self, key: &TransactionKey, event: TxnEvent) -> bool {
+        match self.lock().get(key) {
+            Some(tx) => {
+                let _ = tx.try_send(event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Handles one received message.
+    pub async fn handle(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
+        match classify(bytes, peer.addr(), self.config.parse) {
+            Intake::Drop(why) => tracing::debug!(source = %peer.addr(), why, "dropped"),
+            Intake::Respond(reply) => peer.send(reply.render()).await,
+            Intake::Ack(key) => {
+                self.notify(&key, TxnEvent::Ack);
+            }
+            Intake::Cancel { invite, reply } => {
+                if self.notify(&invite, TxnEvent::Cancel) {
+                    peer.send(reply.render(200, "OK", &[])).await;
+                } else {
+                    peer.send(reply.render(481, "Call/Transaction Does Not Exist", &[]))
+                        .await;
+                }
+            }
+            Intake::Invite(intake) => {
+                let intake = *intake;
+                if self.notify(&intake.key, TxnEvent::Retransmission) {
+                    return;
+                }
+                if self.config.drop_unknown_sources && !self.handler.knows_source(peer.addr().ip())
+                {
+                    tracing::info!(target: "security", source = %peer.addr(), reason = "unknown_source", "dropped INVITE");
+                    return;
+                }
+                if intake.facts.loop_marker {
+                    let loop_detected = intake.template.render(
+                        482,
+                        "Loop Detected",
+                        &[("Reason", "SIP;cause=482;text=\"already routed by inroute\"")],
+                    );
+                    peer.send(loop_detected).await;
+                    return;
+                }
+                self.start_invite(intake.key, intake.template, intake.facts, peer)
+                    .await;
+            }
+        }
+    }
+
+    async fn start_invite(
+        self: &Arc<Self>,
+        key: TransactionKey,
+        template: ResponseTemplate,
+        facts: CallFacts,
+        peer: Peer,
+    ) {
+        let (tx, rx) = mpsc::channel(8);
+        let admitted = {
+            let mut table = self.lock();
+            let room = table.len() < self.config.max_transactions;
+            if room {
+                table.insert(key.clone(), tx);
+            }
+            room
+        };
+        if !admitted {
+            let busy = template.render(503, "Service Unavailable", &[("Retry-After", "5")]);
+            peer.send(busy).await;
+            return;
+        }
+        // 100 Trying goes out before any routing work.
+        let trying = template.render(100, "Trying", &[]);
+        peer.send(trying.clone()).await;
+        let machine = InviteServer::new(trying, peer.reliable(), self.config.timers);
+        let endpoint = Arc::clone(self);
+        tokio::spawn(async move {
+            endpoint
+                .run_invite(machine, &template, facts, &peer, rx)
+                .await;
+            endpoint.lock().remove(&key);
+        });
+    }
+
+    /// Drives one INVITE transaction from routing to termination.
+    async fn run_invite(
+        &self,
+        mut machine: InviteServer,
+        template: &ResponseTemplate,
+        facts: CallFacts,
+        peer: &Peer,
+        mut rx: mpsc::Receiver<TxnEvent>,
+    ) {
+        let call_id = facts.call_id.clone();
+        let route = self.handler.route(facts);
+        tokio::pin!(route);
+        let final_response = loop {
+            tokio::select! {
+                answer = &mut route => break render(template, &answer),
+                event = rx.recv() => match event {
+                    Some(TxnEvent::Retransmission) => {
+                        perform(peer, machine.on_event(InviteEvent::Retransmission), &mut Timers3::default()).await;
+                    }
+                    Some(TxnEvent::Cancel) => {
+                        tracing::info!(call_id, "cancelled while routing");
+                        break template.render(487, "Request Terminated", &[]);
+                    }
+                    Some(TxnEvent::Ack) | None => {}
+                },
+            }
+        };
+        let mut timers = Timers3::default();
+        if perform(
+            peer,
+            machine.on_event(InviteEvent::Final(final_response)),
+            &mut timers,
+        )
+        .await
+        {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => match event {
+                    Some(TxnEvent::Retransmission) => InviteEvent::Retransmission,
+                    Some(TxnEvent::Ack) => InviteEvent::Ack,
+                    Some(TxnEvent::Cancel) | None => continue,
+                },
+                () = sleep_until(timers.g) => { timers.g = None; InviteEvent::TimerG }
+                () = sleep_until(timers.h) => { timers.h = None; InviteEvent::TimerH }
+                () = sleep_until(timers.i) => { timers.i = None; InviteEvent::TimerI }
+            };
+            if perform(peer, machine.on_event(event), &mut timers).await {
+                return;
+            }
+        }
+    }
+}
+
+fn render(template: &ResponseTemplate, answer: &Answer) -> Vec<u8> {
+    let headers: Vec<(&str, &str)> = answer
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    template.render(answer.status, &answer.reason, &headers)
+}
+
+#[derive(Default)]
+struct Timers3 {
+    g: Option<Instant>,
+    h: Option<Instant>,
+    i: Option<Instant>,
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries out actions; `true` when the transaction terminated.
+async fn perform(peer: &Peer, actions: Vec<Action>, timers: &mut Timers3) -> bool {
+    let mut terminated = false;
+    for action in actions {
+        match action {
+            Action::Send(bytes) => peer.send(bytes).await,
+            Action::Arm(timer, after) => {
+                let at = Some(Instant::now() + after);
+                match timer {
+                    Timer::G => timers.g = at,
+                    Timer::H => timers.h = at,
+                    Timer::I => timers.i = at,
+                }
+            }
+            Action::Terminate => terminated = true,
+        }
+    }
+    terminated
+}
+
+/// Receives datagrams until `shutdown`.
+pub async fn serve_udp<H: CallHandler>(
+    endpoint: Arc<Endpoint<H>>,
+    socket: Arc<UdpSocket>,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = shutdown.cancelled() => return,
+        };
+        match received {
+            Ok((n, addr)) => {
+                let peer = Peer::Udp {
+                    socket: Arc::clone(&socket),
+                    addr,
+                };
+                endpoint.handle(&buf[..n], peer).await;
+            }
+            // ICMP errors from earlier sends surface here on Linux; keep serving.
+            Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+        }
+    }
+}
+
+/// Accepts TCP connections until `shutdown`.
+pub async fn serve_tcp<H: CallHandler>(
+    endpoint: Arc<Endpoint<H>>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_stream(
+                    Arc::clone(&endpoint),
+                    stream,
+                    addr,
+                    shutdown.child_token(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serves one stream connection (TCP, or TLS after the handshake).
+pub async fn serve_stream<H, S>(
+    endpoint: Arc<Endpoint<H>>,
+    stream: S,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) where
+    H: CallHandler,
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let writer_task = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let max = endpoint.config.max_message_bytes;
+    let idle = endpoint.config.tcp_idle_timeout;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    'connection: loop {
+        loop {
+            match next_frame(&buf, max) {
+                Ok(Frame::Message { len }) => {
+                    let peer = Peer::Stream {
+                        tx: tx.clone(),
+                        addr,
+                    };
+                    endpoint.handle(&buf[..len], peer).await;
+                    buf.drain(..len);
+                }
+                Ok(Frame::KeepAlive { consumed, pong }) => {
+                    if pong {
+                        let _ = tx.send(b"\r\n".to_vec()).await;
+                    }
+                    buf.drain(..consumed);
+                }
+                Ok(Frame::Incomplete) => break,
+                Err(e) => {
+                    tracing::info!(target: "security", source = %addr, reason = %e, "closing stream: framing lost");
+                    break 'connection;
+                }
+            }
+        }
+        let mut chunk = [0u8; 8192];
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, reader.read(&mut chunk)) => r,
+            () = shutdown.cancelled() => break,
+        };
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    drop(tx);
+    let _ = writer_task.await;
+}
