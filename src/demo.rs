@@ -160,7 +160,8 @@ async fn ensure_numbers(store: &Store, trunk_id: &str) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Sales number → Sales agent with a context line; everything else → Support.
+/// Sales number → Sales agent with a context line; the reject and slow
+/// numbers as above; everything else → Support.
 fn routing_config() -> RoutingConfigFields {
     RoutingConfigFields {
         workflow_definition: json!({
@@ -169,8 +170,13 @@ fn routing_config() -> RoutingConfigFields {
             "steps": [
                 {"id": "in", "type": "input", "next": "by_number"},
                 {"id": "by_number", "type": "condition",
-                 "branches": [{"name": "sales", "when": "{{ input.called_number = '+15550100002' }}", "next": "sales"}],
+                 "branches": [
+                    {"name": "sales", "when": "{{ input.called_number = '+15550100002' }}", "next": "sales"},
+                    {"name": "reject", "when": "{{ input.called_number = '+15550100003' }}", "next": "decline"},
+                    {"name": "slow", "when": "{{ input.called_number = '+15550100004' }}", "next": "slow"}],
                  "default": "support"},
+                {"id": "decline", "type": "output", "fields": {"reject": true}},
+                {"id": "slow", "type": "wait", "ms": 2000, "next": "support"},
                 {"id": "sales", "type": "output", "fields": {
                     "agent_id": "agent_sales",
                     "initial_context": "{{ 'Caller ' & input.caller_number & ' dialed sales' }}"}},

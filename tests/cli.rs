@@ -99,7 +99,7 @@ async fn demo_serves_the_readme_flow_and_is_idempotent() {
         .json()
         .await
         .unwrap();
-    assert_eq!(numbers["items"].as_array().unwrap().len(), 2);
+    assert_eq!(numbers["items"].as_array().unwrap().len(), 4);
     let agents: Value = get("/core/agents").await.unwrap().json().await.unwrap();
     assert_eq!(agents["items"].as_array().unwrap().len(), 2);
     let trunks: Value = get("/core/trunks").await.unwrap().json().await.unwrap();
@@ -156,7 +156,7 @@ async fn demo_serves_the_readme_flow_and_is_idempotent() {
         .json()
         .await
         .unwrap();
-    assert_eq!(numbers["items"].as_array().unwrap().len(), 2);
+    assert_eq!(numbers["items"].as_array().unwrap().len(), 4);
     assert_eq!(sigterm(&mut child), 0);
     assert!(
         dir.path().join("data/inroute.db").exists(),

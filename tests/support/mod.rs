@@ -8,6 +8,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod sip;
+
 use std::net::SocketAddr;
 
 use inroute::app::{self, Daemon};
@@ -175,6 +177,85 @@ impl TestDaemon {
             .await
             .expect("token");
         minted.bearer
+    }
+
+    /// The daemon's first SIP UDP and TCP addresses.
+    pub fn sip_udp(&self) -> SocketAddr {
+        self.daemon.as_ref().unwrap().sip_udp[0]
+    }
+
+    pub fn sip_tcp(&self) -> SocketAddr {
+        self.daemon.as_ref().unwrap().sip_tcp[0]
+    }
+
+    /// An organization wired for calls: agents `agent_a` (v1, v2 published,
+    /// v3 draft) and `agent_fb` (v1), a trunk for 127.0.0.0/8 (country code
+    /// 1), the given numbers (assigned to `agent_a` when `assigned`), and
+    /// the routing config `config` (JSON body of POST, if any).
+    pub async fn call_org(
+        &self,
+        numbers: &[&str],
+        assigned: bool,
+        config: Option<serde_json::Value>,
+    ) -> String {
+        use serde_json::json;
+        let org = self.org("Calls").await;
+        let key = self.admin_key(&org).await;
+        for (agent, publish) in [("agent_a", vec![1, 2]), ("agent_fb", vec![1])] {
+            self.req("POST", "/core/agents")
+                .token(&key)
+                .json(json!({"id": agent, "name": agent}))
+                .send()
+                .await;
+            for v in 1..=3 {
+                self.req("POST", &format!("/core/agents/{agent}/versions"))
+                    .token(&key)
+                    .send()
+                    .await;
+                if publish.contains(&v) {
+                    self.req(
+                        "POST",
+                        &format!("/core/agents/{agent}/versions/{v}/publish"),
+                    )
+                    .token(&key)
+                    .send()
+                    .await;
+                }
+            }
+        }
+        let trunk = self
+            .req("POST", "/core/trunks")
+            .token(&key)
+            .json(json!({"name": "loopback", "inbound_addresses": ["127.0.0.0/8"], "default_country_code": "1",
+                         "trust_asserted_identity": true}))
+            .send()
+            .await
+            .body["id"]
+            .clone();
+        for number in numbers {
+            let agent = if assigned {
+                json!("agent_a")
+            } else {
+                serde_json::Value::Null
+            };
+            let r = self
+                .req("POST", "/core/phone-numbers")
+                .token(&key)
+                .json(json!({"phone_number": number, "trunk_id": trunk, "inbound_agent_id": agent}))
+                .send()
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+        }
+        if let Some(body) = config {
+            let r = self
+                .req("POST", "/core/inbound-routing-config")
+                .token(&key)
+                .json(body)
+                .send()
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+        }
+        key
     }
 
     pub async fn stop(mut self) {

@@ -1,0 +1,235 @@
+//! Each decision path of the spec, end to end over SIP (UDP), against a
+//! daemon on port 0 with a real database.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::sip::{request, Udp};
+use support::{Backend, TestDaemon};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn workflow(output: Value) -> Value {
+    json!({"version": 1, "start": "in", "steps": [
+        {"id": "in", "type": "input", "next": "out"},
+        {"id": "out", "type": "output", "fields": output}]})
+}
+
+/// Sends an INVITE to `called` and returns (provisional statuses, final response).
+async fn call(d: &TestDaemon, called: &str, extra: &str) -> (Vec<u16>, support::sip::Response) {
+    let ua = Udp::new(d.sip_udp()).await;
+    let branch = format!("z9hG4bK{}", inroute::token::random_alnum(10));
+    ua.send(&request(
+        "INVITE",
+        called,
+        &branch,
+        &format!("{branch}@test"),
+        extra,
+    ))
+    .await;
+    let mut all = ua.until_final(WAIT).await;
+    let last = all.pop().expect("a final response");
+    (all.iter().map(|r| r.status).collect(), last)
+}
+
+#[tokio::test]
+async fn every_decision_path_over_sip() {
+    let Some(d) = TestDaemon::start(Backend::Sqlite).await else {
+        return;
+    };
+    // Workflow picks an agent (latest published: v2) with context.
+    d.call_org(
+        &["+15550000001"],
+        false,
+        Some(json!({"workflow_definition": workflow(json!({
+        "agent_id": "agent_a", "initial_context": "{{ 'caller ' & input.caller_number }}"}))})),
+    )
+    .await;
+    let (provisional, r) = call(&d, "+15550000001", "").await;
+    assert_eq!(provisional, [100], "100 Trying first");
+    assert_eq!(r.status, 302, "{}", r.text);
+    let contact = r.header("Contact").unwrap();
+    assert!(
+        contact.starts_with("<sip:agent_a@agents.invalid?X-Inroute-Decision-Id=dec_"),
+        "{contact}"
+    );
+    assert!(
+        contact.contains("&X-Anyreach-Agent-Id=agent_a&X-Anyreach-Agent-Version=2"),
+        "{contact}"
+    );
+    assert!(contact.contains("X-Anyreach-Context="), "{contact}");
+    assert!(r
+        .header("X-Inroute-Decision-Id")
+        .unwrap()
+        .starts_with("dec_"));
+
+    // National format with the trunk's country code reaches the same number.
+    let (_, r) = call(&d, "5550000001", "").await;
+    assert_eq!(r.status, 302, "{}", r.text);
+
+    // Reject.
+    d.call_org(
+        &["+15550000002"],
+        true,
+        Some(json!({"workflow_definition": workflow(json!({"reject": true}))})),
+    )
+    .await;
+    let (_, r) = call(&d, "+15550000002", "").await;
+    assert_eq!(r.status, 603, "{}", r.text);
+    assert_eq!(r.header("Reason"), Some("SIP;cause=603;text=\"rejected\""));
+
+    // Workflow error with and without a fallback.
+    let failing = workflow(json!({"agent_id": "{{ $error('boom') }}"}));
+    d.call_org(
+        &["+15550000003"],
+        true,
+        Some(json!({"workflow_definition": failing, "fallback_agent_id": "agent_fb"})),
+    )
+    .await;
+    let (_, r) = call(&d, "+15550000003", "").await;
+    assert_eq!(r.status, 302, "{}", r.text);
+    assert!(r
+        .header("Contact")
+        .unwrap()
+        .contains("X-Anyreach-Agent-Id=agent_fb&X-Anyreach-Agent-Version=1"));
+    d.call_org(
+        &["+15550000004"],
+        true,
+        Some(json!({"workflow_definition": failing})),
+    )
+    .await;
+    let (_, r) = call(&d, "+15550000004", "").await;
+    assert_eq!(
+        (r.status, r.header("Reason")),
+        (603, Some("SIP;cause=603;text=\"workflow_error\""))
+    );
+
+    // Workflow timeout with and without a fallback (deadline 200 ms, wait 150 + 150).
+    let slow = json!({"version": 1, "start": "in", "timeout_ms": 200, "steps": [
+        {"id": "in", "type": "input", "next": "w1"}, {"id": "w1", "type": "wait", "ms": 150, "next": "w2"},
+        {"id": "w2", "type": "wait", "ms": 150, "next": "out"},
+        {"id": "out", "type": "output", "fields": {"agent_id": "agent_a"}}]});
+    d.call_org(
+        &["+15550000005"],
+        true,
+        Some(json!({"workflow_definition": slow, "fallback_agent_id": "agent_fb"})),
+    )
+    .await;
+    let (_, r) = call(&d, "+15550000005", "").await;
+    assert!(
+        r.status == 302 && r.header("Contact").unwrap().contains("agent_fb"),
+        "{}",
+        r.text
+    );
+    d.call_org(
+        &["+15550000006"],
+        true,
+        Some(json!({"workflow_definition": slow})),
+    )
+    .await;
+    let (_, r) = call(&d, "+15550000006", "").await;
+    assert_eq!(
+        (r.status, r.header("Reason")),
+        (603, Some("SIP;cause=603;text=\"workflow_timeout\""))
+    );
+
+    // No config: the number's own agent; without one, 603.
+    d.call_org(&["+15550000007"], true, None).await;
+    let (_, r) = call(&d, "+15550000007", "").await;
+    assert!(
+        r.status == 302 && r.header("Contact").unwrap().contains("agent_a"),
+        "{}",
+        r.text
+    );
+    d.call_org(&["+15550000008"], false, None).await;
+    let (_, r) = call(&d, "+15550000008", "").await;
+    assert_eq!(
+        (r.status, r.header("Reason")),
+        (603, Some("SIP;cause=603;text=\"no_config\""))
+    );
+
+    // enabled: false → the number's own agent, even though the workflow rejects.
+    let key = d
+        .call_org(
+            &["+15550000009"],
+            true,
+            Some(json!({"workflow_definition": workflow(json!({"reject": true}))})),
+        )
+        .await;
+    let r = d
+        .req("PUT", "/core/inbound-routing-config")
+        .token(&key)
+        .json(json!({"enabled": false}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200);
+    let (_, r) = call(&d, "+15550000009", "").await;
+    assert_eq!(
+        r.status, 302,
+        "the change is used by the very next INVITE: {}",
+        r.text
+    );
+
+    // Unknown number: 404. Loop: 482.
+    let (_, r) = call(&d, "+19999999999", "").await;
+    assert_eq!(r.status, 404);
+    let (_, r) = call(&d, "+15550000001", "X-Inroute-Decision-Id: dec_abc\r\n").await;
+    assert_eq!(r.status, 482);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_sources_are_forbidden() {
+    let Some(d) = TestDaemon::start(Backend::Sqlite).await else {
+        return;
+    };
+    // The only trunk accepts 10.0.0.0/8, so loopback is unknown.
+    let org = d.org("Elsewhere").await;
+    let key = d.admin_key(&org).await;
+    d.req("POST", "/core/trunks")
+        .token(&key)
+        .json(json!({"name": "t", "inbound_addresses": ["10.0.0.0/8"]}))
+        .send()
+        .await;
+    let (provisional, r) = call(&d, "+15550000001", "").await;
+    assert_eq!(
+        (provisional.as_slice(), r.status),
+        ([100].as_slice(), 403),
+        "{}",
+        r.text
+    );
+    assert!(r.header("Reason").unwrap().contains("no trunk"));
+    d.stop().await;
+
+    // Configured to drop: no answer at all, not even 100.
+    let Some(d) = TestDaemon::start_with(Backend::Sqlite, |c| {
+        c.sip.unknown_source = inroute::config::UnknownSource::Drop
+    })
+    .await
+    else {
+        return;
+    };
+    let ua = Udp::new(d.sip_udp()).await;
+    ua.send(&request(
+        "INVITE",
+        "+15550000001",
+        "z9hG4bKdrop1",
+        "drop1@test",
+        "",
+    ))
+    .await;
+    assert!(ua.recv(Duration::from_millis(500)).await.is_none());
+    // OPTIONS keep-alives are still answered.
+    ua.send(&request(
+        "OPTIONS",
+        "+15550000001",
+        "z9hG4bKopt1",
+        "opt1@test",
+        "",
+    ))
+    .await;
+    assert_eq!(ua.recv(WAIT).await.unwrap().status, 200);
+    d.stop().await;
+}
