@@ -179,7 +179,7 @@ pub fn parse_via(value: &[u8]) -> Option<Via> {
     if !proto.eq_ignore_ascii_case("SIP") || version != "2.0" {
         return None;
     }
-    let transport_end = rest.find(|c: char| c == ' ' || c == '\t')?;
+    let transport_end = rest.find([' ', '\t'])?;
     let transport = &rest[..transport_end];
     if transport.is_empty() || !transport.bytes().all(super::parse::is_token_char) {
         return None;

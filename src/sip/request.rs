@@ -201,6 +201,9 @@ fn request(req: &Request<'_>, source: SocketAddr) -> Intake {
     if let Err(why) = single_values(req) {
         return bad_request(req, source, why);
     }
+    if req.version != "SIP/2.0" {
+        return respond(req, source, 505, "Version Not Supported", Vec::new());
+    }
     let Some(top_via) =
         header::parse_via(header::split_values(req.first(HeaderName::Via).unwrap_or_default())[0])
     else {
@@ -218,9 +221,6 @@ fn request(req: &Request<'_>, source: SocketAddr) -> Intake {
     ) else {
         return bad_request(req, source, "malformed or missing From/To");
     };
-    if req.version != "SIP/2.0" {
-        return respond(req, source, 505, "Version Not Supported", Vec::new());
-    }
     if !KNOWN_METHODS.contains(&req.method) {
         return respond(
             req,

@@ -31,18 +31,13 @@ impl Response {
 
 /// An INVITE (or other request) with sensible headers.
 pub fn request(method: &str, called: &str, branch: &str, call_id: &str, extra: &str) -> Vec<u8> {
-    let cseq_method = if method == "ACK" || method == "CANCEL" {
-        method
-    } else {
-        method
-    };
     format!(
         "{method} sip:{called}@127.0.0.1 SIP/2.0\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:5999;branch={branch};rport\r\n\
          From: <sip:+14155550123@carrier.example>;tag=from1\r\n\
          To: <sip:{called}@127.0.0.1>\r\n\
          Call-ID: {call_id}\r\n\
-         CSeq: 1 {cseq_method}\r\n\
+         CSeq: 1 {method}\r\n\
          Max-Forwards: 70\r\n\
          {extra}\
          Content-Length: 0\r\n\r\n"
@@ -98,6 +93,16 @@ pub async fn tcp_exchange(
     chunks: &[&[u8]],
     wait: Duration,
 ) -> (Vec<Response>, bool) {
+    tcp_exchange_until(server, chunks, wait, usize::MAX).await
+}
+
+/// Like [`tcp_exchange`], but stops once `finals` final responses arrived.
+pub async fn tcp_exchange_until(
+    server: SocketAddr,
+    chunks: &[&[u8]],
+    wait: Duration,
+    finals: usize,
+) -> (Vec<Response>, bool) {
     let mut stream = TcpStream::connect(server).await.unwrap();
     for chunk in chunks {
         stream.write_all(chunk).await.unwrap();
@@ -112,15 +117,27 @@ pub async fn tcp_exchange(
                 closed = true;
                 break;
             }
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if split_responses(&buf)
+                    .iter()
+                    .filter(|r| r.status >= 200)
+                    .count()
+                    >= finals
+                {
+                    break;
+                }
+            }
             Err(_) => break,
         }
     }
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let responses = text
-        .split("SIP/2.0 ")
+    (split_responses(&buf), closed)
+}
+
+fn split_responses(buf: &[u8]) -> Vec<Response> {
+    let text = String::from_utf8_lossy(buf).into_owned();
+    text.split("SIP/2.0 ")
         .filter(|s| !s.is_empty())
         .filter_map(|s| Response::parse(format!("SIP/2.0 {s}").as_bytes()))
-        .collect();
-    (responses, closed)
+        .collect()
 }
