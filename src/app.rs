@@ -2,6 +2,7 @@
 //! admin server from a [`Config`], runs them, and stops them.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct Daemon {
     pub sip_udp: Vec<SocketAddr>,
     /// Bound SIP TCP addresses.
     pub sip_tcp: Vec<SocketAddr>,
+    /// Bound SIP TLS addresses.
+    pub sip_tls: Vec<SocketAddr>,
     /// The live routing snapshot.
     pub routing: Routing,
     /// Workflow runtime shared by calls and dry runs.
@@ -91,13 +94,14 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
         admin::router(state),
         cancel.child_token(),
     ));
-    let (sip_udp, sip_tcp) = start_sip(&config, &routing, &engine, &cancel).await?;
+    let (sip_udp, sip_tcp, sip_tls) = start_sip(&config, &routing, &engine, &cancel).await?;
     readiness.set(true);
     Ok(Daemon {
         admin_addr,
         demo,
         sip_udp,
         sip_tcp,
+        sip_tls,
         routing,
         engine,
         store,
@@ -114,7 +118,7 @@ async fn start_sip(
     routing: &Routing,
     engine: &Engine,
     cancel: &CancellationToken,
-) -> anyhow::Result<(Vec<SocketAddr>, Vec<SocketAddr>)> {
+) -> anyhow::Result<(Vec<SocketAddr>, Vec<SocketAddr>, Vec<SocketAddr>)> {
     let sip = &config.sip;
     let router = CallRouter::new(
         routing.clone(),
@@ -168,7 +172,32 @@ async fn start_sip(
         ));
         tcp.push(bound);
     }
-    Ok((udp, tcp))
+    let mut tls = Vec::new();
+    if !sip.tls.is_empty() {
+        let (cert, key) = (sip.tls_cert.as_deref(), sip.tls_key.as_deref());
+        let acceptor = sip::endpoint::tls_acceptor(
+            cert.unwrap_or(Path::new("")),
+            key.unwrap_or(Path::new("")),
+        )
+        .map_err(|e| anyhow::anyhow!("could not load the SIP TLS certificate: {e}"))?;
+        for addr in &sip.tls {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("could not bind SIP TLS to {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!(proto = "tls", addr = %bound, "listening");
+            let handshake = Duration::from_millis(sip.tls_handshake_timeout_ms);
+            tokio::spawn(sip::endpoint::serve_tls(
+                Arc::clone(&endpoint),
+                listener,
+                acceptor.clone(),
+                handshake,
+                cancel.child_token(),
+            ));
+            tls.push(bound);
+        }
+    }
+    Ok((udp, tcp, tls))
 }
 
 /// Connects to the configured database and applies migrations.

@@ -233,3 +233,66 @@ async fn unknown_sources_are_forbidden() {
     assert_eq!(ua.recv(WAIT).await.unwrap().status, 200);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn tls_with_a_certificate_made_at_test_time() {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("sip.crt"), dir.path().join("sip.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let Some(d) = TestDaemon::start_with(Backend::Sqlite, |c| {
+        c.sip.tls = vec!["127.0.0.1:0".parse().unwrap()];
+        c.sip.tls_cert = Some(cert_path.clone());
+        c.sip.tls_key = Some(key_path.clone());
+    })
+    .await
+    else {
+        return;
+    };
+    d.call_org(&["+15550000011"], true, None).await;
+    let tls_addr = d.daemon.as_ref().unwrap().sip_tls[0];
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    let mut tls = connector
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(&request(
+        "INVITE",
+        "+15550000011",
+        "z9hG4bKtls1",
+        "tls1@test",
+        "",
+    ))
+    .await
+    .unwrap();
+    let mut text = String::new();
+    while !text.contains("SIP/2.0 302") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, tls.read(&mut buf))
+            .await
+            .expect("answer over TLS")
+            .unwrap();
+        assert!(n > 0, "closed early: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(text.starts_with("SIP/2.0 100 Trying"), "{text}");
+    assert!(text.contains("X-Anyreach-Agent-Id=agent_a"), "{text}");
+    d.stop().await;
+}

@@ -38,6 +38,14 @@ pub struct SipConfig {
     pub udp: Vec<SocketAddr>,
     /// TCP listen addresses.
     pub tcp: Vec<SocketAddr>,
+    /// TLS listen addresses (`[]`: TLS off); needs `tls_cert` and `tls_key`.
+    pub tls: Vec<SocketAddr>,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// A TLS handshake not finished within this time closes the connection.
+    pub tls_handshake_timeout_ms: u64,
     /// `reject` answers 403 to sources that belong to no trunk; `drop` stays silent.
     pub unknown_source: UnknownSource,
     /// INVITE transactions in flight before new INVITEs get 503.
@@ -60,6 +68,10 @@ impl Default for SipConfig {
         Self {
             udp: vec![any],
             tcp: vec![any],
+            tls: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: 5_000,
             unknown_source: UnknownSource::Reject,
             max_transactions: 50_000,
             max_message_bytes: 65_535,

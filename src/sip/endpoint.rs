@@ -408,3 +408,75 @@ pub async fn serve_stream<H, S>(
     drop(tx);
     let _ = writer_task.await;
 }
+
+/// Loads a rustls server configuration from PEM files.
+///
+/// # Errors
+/// Unreadable files, no certificate or key in them, or a key that does not
+/// match the certificate.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts TLS connections until `shutdown`; each handshake is bounded.
+pub async fn serve_tls<H: CallHandler>(
+    endpoint: Arc<Endpoint<H>>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handshake_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (endpoint, acceptor, shutdown) = (
+            Arc::clone(&endpoint),
+            acceptor.clone(),
+            shutdown.child_token(),
+        );
+        tokio::spawn(async move {
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_stream(endpoint, tls, addr, shutdown).await,
+                Ok(Err(e)) => {
+                    tracing::info!(target: "security", source = %addr, reason = %e, "TLS handshake failed")
+                }
+                Err(_) => {
+                    tracing::info!(target: "security", source = %addr, reason = "handshake timeout", "TLS handshake failed")
+                }
+            }
+        });
+    }
+}
