@@ -247,6 +247,29 @@ pub(crate) fn content_length(headers: &[Header<'_>]) -> Result<Option<usize>, Pa
 }
 
 impl Request<'_> {
+    /// Writes the request back out (start line, unfolded headers, body),
+    /// with an exact `Content-Length`; parsing the result gives the same
+    /// request. Used by the fuzz round trip.
+    pub fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        out.extend_from_slice(
+            format!("{} {} {}\r\n", self.method, self.uri, self.version).as_bytes(),
+        );
+        for h in self
+            .headers
+            .iter()
+            .filter(|h| h.name != HeaderName::ContentLength)
+        {
+            out.extend_from_slice(h.raw_name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
+        out.extend_from_slice(self.body);
+        out
+    }
+
     /// Every header with this name, in order.
     pub fn all(&self, name: HeaderName) -> impl Iterator<Item = &Header<'_>> {
         self.headers.iter().filter(move |h| h.name == name)
@@ -255,5 +278,66 @@ impl Request<'_> {
     /// The first header with this name.
     pub fn first(&self, name: HeaderName) -> Option<&[u8]> {
         self.all(name).next().map(|h| h.value.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(bytes: &[u8]) -> Request<'_> {
+        match parse(bytes, ParseLimits::default()) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn folding_compact_names_and_round_trip() {
+        let raw = b"INVITE sip:+15550100001@h SIP/2.0\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1\r\nSubject :\r\n  folded\r\n\tmore\r\nX-Bin: \xff\xfe\r\nl: 3\r\n\r\nabcEXTRA";
+        let req = request(raw);
+        assert_eq!(req.headers[0].name, HeaderName::Via);
+        assert_eq!(&*req.headers[1].value, b"folded more");
+        assert_eq!(&*req.headers[2].value, b"\xff\xfe");
+        assert_eq!(req.body, b"abc", "bytes past Content-Length are ignored");
+        let again = req.serialize();
+        let reparsed = request(&again);
+        assert_eq!(reparsed.serialize(), again);
+        assert_eq!(reparsed.body, b"abc");
+    }
+
+    #[test]
+    fn framing_errors() {
+        let parse_err = |b: &[u8]| parse(b, ParseLimits::default()).unwrap_err();
+        assert_eq!(
+            parse_err(b"INVITE sip:x SIP/2.0\r\nl: 10\r\n\r\nabc"),
+            ParseError::Truncated
+        );
+        assert_eq!(
+            parse_err(b"INVITE sip:x SIP/2.0\r\nl: -1\r\n\r\n"),
+            ParseError::ContentLength
+        );
+        assert_eq!(
+            parse_err(b"INVITE sip:x SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nab"),
+            ParseError::ConflictingContentLength
+        );
+        assert_eq!(
+            parse_err(b"INVITE  sip:x SIP/2.0\r\n\r\n"),
+            ParseError::StartLine
+        );
+        assert_eq!(
+            parse_err(b"INVITE sip:x SIP/2.0 \r\n\r\n"),
+            ParseError::StartLine
+        );
+        assert_eq!(
+            parse_err(b"INVITE sip:x SIP/2.0\r\nno colon\r\n\r\n"),
+            ParseError::HeaderLine
+        );
+        let many = format!("OPTIONS sip:x SIP/2.0\r\n{}\r\n", "X: y\r\n".repeat(101));
+        assert_eq!(parse_err(many.as_bytes()), ParseError::TooManyHeaders(100));
+        assert!(matches!(
+            parse(b"SIP/2.0 200 OK\r\n\r\n", ParseLimits::default()),
+            Ok(Message::Response)
+        ));
     }
 }

@@ -1,0 +1,21 @@
+//! parse → serialize → parse: whatever parses must survive a round trip
+//! unchanged, and classifying any bytes must never panic.
+#![no_main]
+
+use inroute::sip::parse::{parse, Message, ParseLimits};
+use inroute::sip::request::classify;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = ParseLimits::default();
+    let _ = classify(data, "127.0.0.1:5060".parse().unwrap(), limits);
+    if let Ok(Message::Request(req)) = parse(data, limits) {
+        let once = req.serialize();
+        let Ok(Message::Request(again)) = parse(&once, limits) else {
+            panic!("serialized request does not parse: {:?}", String::from_utf8_lossy(&once));
+        };
+        assert_eq!((again.method, again.uri, again.version), (req.method, req.uri, req.version));
+        assert_eq!(again.body, req.body);
+        assert_eq!(again.serialize(), once, "serialization is stable");
+    }
+});
