@@ -296,3 +296,68 @@ async fn tls_with_a_certificate_made_at_test_time() {
     assert!(text.contains("X-Anyreach-Agent-Id=agent_a"), "{text}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn ipv6_listener_and_trunk() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 loopback on this machine");
+        return;
+    }
+    let Some(d) = TestDaemon::start_with(Backend::Sqlite, |c| {
+        c.sip.udp = vec!["[::1]:0".parse().unwrap()]
+    })
+    .await
+    else {
+        return;
+    };
+    let org = d.org("V6").await;
+    let key = d.admin_key(&org).await;
+    let trunk = d
+        .req("POST", "/core/trunks")
+        .token(&key)
+        .json(json!({"name": "v6", "inbound_addresses": ["::1"]}))
+        .send()
+        .await
+        .body["id"]
+        .clone();
+    d.req("POST", "/core/agents")
+        .token(&key)
+        .json(json!({"id": "a6", "name": "a6"}))
+        .send()
+        .await;
+    d.req("POST", "/core/agents/a6/versions")
+        .token(&key)
+        .send()
+        .await;
+    d.req("POST", "/core/agents/a6/versions/1/publish")
+        .token(&key)
+        .send()
+        .await;
+    d.req("POST", "/core/phone-numbers")
+        .token(&key)
+        .json(json!({"phone_number": "+15550006666", "trunk_id": trunk, "inbound_agent_id": "a6"}))
+        .send()
+        .await;
+    let socket = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+    let ua = Udp {
+        socket,
+        server: d.sip_udp(),
+    };
+    ua.send(&request(
+        "INVITE",
+        "+15550006666",
+        "z9hG4bKv6",
+        "v6@test",
+        "",
+    ))
+    .await;
+    let responses = ua.until_final(WAIT).await;
+    let last = responses.last().unwrap();
+    assert_eq!(last.status, 302, "{}", last.text);
+    assert!(
+        last.header("Via").unwrap().contains("received=::1"),
+        "{}",
+        last.text
+    );
+    d.stop().await;
+}
