@@ -206,7 +206,7 @@ async fn cancel_before_and_after_the_decision() {
     assert_eq!(ua.recv(WAIT).await.unwrap().status, 100);
     ua.send(&request("CANCEL", "+1555", "z9hG4bKc1", "c1@test", ""))
         .await;
-    let mut statuses = vec![ua.recv(WAIT).await.unwrap(), ua.recv(WAIT).await.unwrap()];
+    let mut statuses = [ua.recv(WAIT).await.unwrap(), ua.recv(WAIT).await.unwrap()];
     statuses.sort_by_key(|r| r.status);
     assert_eq!((statuses[0].status, statuses[1].status), (200, 487));
     assert!(statuses[0].header("CSeq").unwrap().ends_with("CANCEL"));
