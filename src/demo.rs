@@ -20,10 +20,14 @@ use crate::token::{self, Scope, TokenKind};
 pub const ORG_ID: &str = "org_demo";
 const KEY_NAME: &str = "demo";
 const TRUNK_NAME: &str = "demo-trunk";
-/// The demo numbers and the agent each is assigned to.
-pub const NUMBERS: [(&str, &str); 2] = [
+/// The demo numbers and the agent each is assigned to. The workflow sends
+/// ...0002 to Sales, rejects ...0003, routes ...0004 after a 2 s `wait` (to
+/// try CANCEL), and everything else to Support.
+pub const NUMBERS: [(&str, &str); 4] = [
     ("+15550100001", "agent_support"),
     ("+15550100002", "agent_sales"),
+    ("+15550100003", "agent_support"),
+    ("+15550100004", "agent_support"),
 ];
 const AGENTS: [(&str, &str); 2] = [("agent_support", "Support"), ("agent_sales", "Sales")];
 
