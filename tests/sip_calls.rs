@@ -361,3 +361,44 @@ async fn ipv6_listener_and_trunk() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn the_workflow_concurrency_cap_answers_503() {
+    let Some(d) = TestDaemon::start_with(Backend::Sqlite, |c| c.routing.max_concurrent = 1).await
+    else {
+        return;
+    };
+    let slow = json!({"version": 1, "start": "in", "steps": [
+        {"id": "in", "type": "input", "next": "w"}, {"id": "w", "type": "wait", "ms": 1000, "next": "out"},
+        {"id": "out", "type": "output", "fields": {"agent_id": "agent_a"}}]});
+    d.call_org(
+        &["+15550000021"],
+        true,
+        Some(json!({"workflow_definition": slow})),
+    )
+    .await;
+    let first = Udp::new(d.sip_udp()).await;
+    first
+        .send(&request(
+            "INVITE",
+            "+15550000021",
+            "z9hG4bKcap1",
+            "cap1@test",
+            "",
+        ))
+        .await;
+    assert_eq!(
+        first.recv(WAIT).await.unwrap().status,
+        100,
+        "the first call is being routed"
+    );
+    let (_, r) = call(&d, "+15550000021", "").await;
+    assert_eq!(
+        (r.status, r.header("Retry-After")),
+        (503, Some("5")),
+        "{}",
+        r.text
+    );
+    assert_eq!(first.until_final(WAIT).await.last().unwrap().status, 302);
+    d.stop().await;
+}

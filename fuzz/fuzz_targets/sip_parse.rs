@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = classify(data, "127.0.0.1:5060".parse().unwrap(), limits);
     if let Ok(Message::Request(req)) = parse(data, limits) {
         let once = req.serialize();
-        let Ok(Message::Request(again)) = parse(&once, limits) else {
+        // Serializing adds a Content-Length when the datagram had none.
+        let relaxed = ParseLimits { max_headers: limits.max_headers + 1 };
+        let Ok(Message::Request(again)) = parse(&once, relaxed) else {
             panic!("serialized request does not parse: {:?}", String::from_utf8_lossy(&once));
         };
         assert_eq!((again.method, again.uri, again.version), (req.method, req.uri, req.version));

@@ -307,6 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn serializing_adds_one_content_length() {
+        // Found by fuzzing: 100 headers and no Content-Length (a UDP body to
+        // the end of the datagram) serialize to 101 headers.
+        let raw = format!(
+            "OPTIONS sip:x SIP/2.0\r\n{}\r\nbody",
+            "X: y\r\n".repeat(100)
+        );
+        let req = request(raw.as_bytes());
+        let once = req.serialize();
+        assert_eq!(
+            parse(&once, ParseLimits::default()).unwrap_err(),
+            ParseError::TooManyHeaders(100)
+        );
+        let Ok(Message::Request(again)) = parse(&once, ParseLimits { max_headers: 101 }) else {
+            panic!()
+        };
+        assert_eq!(again.body, b"body");
+    }
+
+    #[test]
     fn framing_errors() {
         let parse_err = |b: &[u8]| parse(b, ParseLimits::default()).unwrap_err();
         assert_eq!(
