@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState, Engine, Readiness};
 use crate::call::CallRouter;
 use crate::config::{Config, UnknownSource};
+use crate::decision_log::DecisionLog;
 use crate::demo;
 use crate::routing::HttpClient;
 use crate::shutdown::{self, ShutdownKind};
@@ -42,6 +43,11 @@ pub struct Daemon {
     pub routing: Routing,
     /// Workflow runtime shared by calls and dry runs.
     pub engine: Engine,
+    /// The decision log.
+    pub decisions: DecisionLog,
+    endpoint: Arc<Endpoint<CallRouter>>,
+    closing: CancellationToken,
+    decision_writer: JoinHandle<()>,
     store: Store,
     readiness: Readiness,
     cancel: CancellationToken,
@@ -82,28 +88,36 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
     };
     let readiness = Readiness::default();
     let cancel = CancellationToken::new();
+    let closing = CancellationToken::new();
+    let (decisions, decision_writer) =
+        DecisionLog::start(store.clone(), &config.decisions, closing.clone());
     let state = AdminState {
         store: store.clone(),
         limits: Arc::new(config.admin.clone()),
         readiness: readiness.clone(),
         routing: routing.clone(),
         engine: engine.clone(),
+        decisions: decisions.clone(),
     };
     let admin_task = tokio::spawn(admin::serve(
         listener,
         admin::router(state),
         cancel.child_token(),
     ));
-    let (sip_udp, sip_tcp, sip_tls) = start_sip(&config, &routing, &engine, &cancel).await?;
+    let sip = start_sip(&config, &routing, &engine, &decisions, &cancel).await?;
     readiness.set(true);
     Ok(Daemon {
         admin_addr,
         demo,
-        sip_udp,
-        sip_tcp,
-        sip_tls,
+        sip_udp: sip.udp,
+        sip_tcp: sip.tcp,
+        sip_tls: sip.tls,
         routing,
         engine,
+        decisions,
+        endpoint: sip.endpoint,
+        closing,
+        decision_writer,
         store,
         readiness,
         cancel,
@@ -112,13 +126,22 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
     })
 }
 
+/// The SIP endpoint and its bound addresses.
+struct Sip {
+    endpoint: Arc<Endpoint<CallRouter>>,
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+    tls: Vec<SocketAddr>,
+}
+
 /// Binds the SIP listeners and starts serving them.
 async fn start_sip(
     config: &Config,
     routing: &Routing,
     engine: &Engine,
+    decisions: &DecisionLog,
     cancel: &CancellationToken,
-) -> anyhow::Result<(Vec<SocketAddr>, Vec<SocketAddr>, Vec<SocketAddr>)> {
+) -> anyhow::Result<Sip> {
     let sip = &config.sip;
     let router = CallRouter::new(
         routing.clone(),
@@ -126,6 +149,7 @@ async fn start_sip(
         engine.expression_timeout_ms,
         config.redirect.clone(),
         config.routing.concurrency(),
+        decisions.clone(),
     );
     let endpoint = Endpoint::new(
         router,
@@ -197,7 +221,12 @@ async fn start_sip(
             tls.push(bound);
         }
     }
-    Ok((udp, tcp, tls))
+    Ok(Sip {
+        endpoint,
+        udp,
+        tcp,
+        tls,
+    })
 }
 
 /// Connects to the configured database and applies migrations.
@@ -233,29 +262,46 @@ fn redact(url: &str) -> String {
 }
 
 impl Daemon {
-    /// Stops taking new work and waits for work in flight, at most the grace
-    /// period; then closes the store.
+    /// Stops the daemon. A drain first marks it not ready, answers new
+    /// INVITEs 503 + `Retry-After`, lets calls being routed finish, and
+    /// flushes queued decision records, all within `shutdown.grace_ms`; a
+    /// fast stop skips the waiting.
     pub async fn stop(self, kind: ShutdownKind) {
+        let deadline = tokio::time::Instant::now()
+            + match kind {
+                ShutdownKind::Drain => self.grace,
+                ShutdownKind::Fast => Duration::ZERO,
+            };
         self.readiness.set(false);
+        self.endpoint.drain();
+        if tokio::time::timeout_at(deadline, self.endpoint.routing_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over with calls still being routed");
+        }
         self.cancel.cancel();
-        let grace = match kind {
-            ShutdownKind::Drain => self.grace,
-            ShutdownKind::Fast => Duration::ZERO,
-        };
+        self.closing.cancel();
+        let mut writer = self.decision_writer;
+        if tokio::time::timeout_at(deadline, &mut writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                queued = self.decisions.queued(),
+                "grace period over before the decision log was flushed"
+            );
+            writer.abort();
+        }
         let mut admin_task = self.admin_task;
-        match tokio::time::timeout(grace, &mut admin_task).await {
-            Ok(Ok(Ok(()))) => tracing::info!("admin API stopped"),
+        match tokio::time::timeout_at(deadline, &mut admin_task).await {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "admin API failed"),
             Ok(Err(e)) => tracing::error!(error = %e, "admin API task panicked"),
-            Err(_) => {
-                tracing::warn!(
-                    grace_ms = grace.as_millis() as u64,
-                    "grace period over; stopping anyway"
-                );
-                admin_task.abort();
-            }
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => admin_task.abort(),
         }
         self.store.close().await;
+        tracing::info!(?kind, "stopped");
     }
 }
 

@@ -22,6 +22,7 @@ pub mod app;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod decision_log;
 pub mod demo;
 pub mod routing;
 pub mod shutdown;

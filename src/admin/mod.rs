@@ -11,6 +11,7 @@
 //! * `GET|POST /core/trunks`, `GET|PUT|DELETE /core/trunks/{id}` [trunks]
 //! * `GET|POST /core/phone-numbers`, `GET|PUT|DELETE /core/phone-numbers/{id}` [phone_numbers]
 //! * `POST /core/inbound-routing-config/test` (dry run) [inbound_routing_configs:read]
+//! * `GET /core/inbound-routing-decisions`, `GET /core/inbound-routing-decisions/{id}` [inbound_routing_configs:read]
 //! * `GET /core/workflow-secrets`, `PUT|DELETE /core/workflow-secrets/{name}` [inbound_routing_configs:manage]
 //! * `GET /healthz`, `GET /readyz`, `GET /openapi.json` (no auth)
 //!
@@ -19,6 +20,7 @@
 
 mod agents;
 mod auth;
+mod decisions;
 mod dry_run;
 mod error;
 mod extract;
@@ -64,6 +66,8 @@ pub struct AdminState {
     pub routing: Routing,
     /// What dry runs execute with (the same as calls).
     pub engine: Engine,
+    /// Recent decisions in memory, for lookups before their batch lands.
+    pub decisions: crate::decision_log::DecisionLog,
 }
 
 /// The workflow runtime settings shared with calls.
@@ -131,6 +135,8 @@ pub fn router(state: AdminState) -> Router {
                 .put(phone_numbers::update)
                 .delete(phone_numbers::delete),
         )
+        .route("/core/inbound-routing-decisions", get(decisions::list))
+        .route("/core/inbound-routing-decisions/{id}", get(decisions::get))
         .route("/core/workflow-secrets", get(secrets::list))
         .route(
             "/core/workflow-secrets/{name}",

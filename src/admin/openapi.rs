@@ -4,7 +4,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, dry_run, error, health, phone_numbers, routing_config, secrets, trunks};
+use super::{
+    agents, decisions, dry_run, error, health, phone_numbers, routing_config, secrets, trunks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,7 +14,7 @@ use super::{agents, dry_run, error, health, phone_numbers, routing_config, secre
     paths(
         routing_config::get, routing_config::create, routing_config::update,
         routing_config::delete, routing_config::revisions, routing_config::restore,
-        dry_run::test, secrets::list, secrets::put, secrets::delete,
+        dry_run::test, decisions::list, decisions::get, secrets::list, secrets::put, secrets::delete,
         agents::list, agents::create, agents::get, agents::update, agents::delete,
         agents::versions, agents::create_version, agents::publish,
         trunks::list, trunks::create, trunks::get, trunks::update, trunks::delete,

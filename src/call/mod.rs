@@ -3,7 +3,8 @@
 //! Nothing here touches the database.
 //!
 //! Allowed imports: `sip` (facts and answers), `routing`, `snapshot`,
-//! `config`. Must not import `store` or `admin`.
+//! `config`, `decision_log` (and its record type). Must not query the store
+//! or import `admin`.
 
 pub mod number;
 pub mod redirect;
@@ -13,12 +14,15 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::RedirectConfig;
+use crate::decision_log::{new_decision_id, DecisionLog};
 use crate::routing::{Action, CallInput, HttpClient, RunEnv};
 use crate::sip::{Answer, CallFacts, CallHandler};
 use crate::snapshot::Routing;
+use crate::store::types::DecisionRecord;
 
 /// Routes INVITEs. Cheap to clone.
 #[derive(Clone)]
@@ -28,6 +32,7 @@ pub struct CallRouter {
     expression_timeout_ms: u64,
     redirect: Arc<RedirectConfig>,
     permits: Arc<Semaphore>,
+    log: DecisionLog,
 }
 
 impl CallRouter {
@@ -37,6 +42,7 @@ impl CallRouter {
         expression_timeout_ms: u64,
         redirect: RedirectConfig,
         max_concurrent: usize,
+        log: DecisionLog,
     ) -> Self {
         Self {
             routing,
@@ -44,15 +50,54 @@ impl CallRouter {
             expression_timeout_ms,
             redirect: Arc::new(redirect),
             permits: Arc::new(Semaphore::new(max_concurrent)),
+            log,
         }
     }
 
+    /// Decides, answers, and queues the decision record.
     async fn answer(&self, facts: CallFacts) -> Answer {
+        let started = Instant::now();
+        let mut record = DecisionRecord {
+            id: new_decision_id(),
+            organization_id: String::new(),
+            call_id: facts.call_id.clone(),
+            trunk_id: None,
+            caller_number: None,
+            called_number: Some(facts.called.clone()),
+            received_at: Utc::now(),
+            duration_us: 0,
+            outcome: String::new(),
+            reason: String::new(),
+            agent_id: None,
+            agent_version: None,
+            sip_status: 0,
+            initial_context: None,
+            custom_metadata: None,
+            trace: None,
+        };
+        let answer = self.decide(facts, &mut record).await;
+        record.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        record.sip_status = i64::from(answer.status);
+        tracing::info!(
+            decision_id = %record.id,
+            org = %record.organization_id,
+            called = record.called_number.as_deref().unwrap_or(""),
+            outcome = %record.outcome,
+            reason = %record.reason,
+            status = answer.status,
+            agent = record.agent_id.as_deref().unwrap_or(""),
+            "routed"
+        );
+        self.log.record(record);
+        answer
+    }
+
+    async fn decide(&self, facts: CallFacts, record: &mut DecisionRecord) -> Answer {
         let snapshot = self.routing.current();
-        let source = facts.source.ip();
-        let trunks: Vec<_> = snapshot.trunks_for(source).collect();
+        let trunks: Vec<_> = snapshot.trunks_for(facts.source.ip()).collect();
         if trunks.is_empty() {
             tracing::info!(target: "security", source = %facts.source, reason = "unknown_source", "forbidden INVITE");
+            (record.outcome, record.reason) = ("forbidden".into(), "unknown_source".into());
             return reject(403, "Forbidden", "source address belongs to no trunk", None);
         }
         let found = trunks.iter().find_map(|(org, trunk)| {
@@ -66,6 +111,17 @@ impl CallRouter {
                 .map(|e164| (org, trunk, e164))
         });
         let Some((org, trunk, called)) = found else {
+            // Attribute the miss only when the source is one organization's
+            // trunk; with shared carrier addresses nobody owns it.
+            let (org, trunk) = trunks[0];
+            if trunks
+                .iter()
+                .all(|(o, _)| o.organization_id == org.organization_id)
+            {
+                record.organization_id = org.organization_id.clone();
+                record.trunk_id = Some(trunk.id.clone());
+            }
+            (record.outcome, record.reason) = ("not_found".into(), "unknown_number".into());
             return reject(404, "Not Found", "number not served on this trunk", None);
         };
         let caller_uri = match (&facts.asserted_uri, trunk.trust_asserted_identity) {
@@ -77,11 +133,16 @@ impl CallRouter {
             called_number: called,
             trunk_id: trunk.id.clone(),
             organization_id: org.organization_id.clone(),
-            timestamp: Utc::now(),
+            timestamp: record.received_at,
             sip_headers: facts.sip_headers,
         };
+        record.organization_id = input.organization_id.clone();
+        record.trunk_id = Some(input.trunk_id.clone());
+        record.caller_number = Some(input.caller_number.clone());
+        record.called_number = Some(input.called_number.clone());
         let Ok(_permit) = self.permits.try_acquire() else {
             tracing::warn!(reason = "overloaded", "workflow concurrency cap reached");
+            (record.outcome, record.reason) = ("unavailable".into(), "overloaded".into());
             return Answer {
                 status: 503,
                 reason: "Service Unavailable".to_owned(),
@@ -95,22 +156,23 @@ impl CallRouter {
         };
         let routed = org.route(org.config.as_ref(), &input, &env).await;
         let decision = routed.decision;
-        let decision_id = crate::store::new_id("dec");
-        tracing::info!(
-            decision_id,
-            org = %org.organization_id,
-            caller = %input.caller_number,
-            called = %input.called_number,
-            reason = decision.reason.as_str(),
-            status = decision.sip_status,
-            agent = decision.agent_id.as_deref().unwrap_or(""),
-            "routed"
-        );
+        record.reason = decision.reason.as_str().to_owned();
+        record.agent_id.clone_from(&decision.agent_id);
+        record.agent_version = decision.version;
+        record.initial_context = Some(decision.initial_context.clone()).filter(|c| !c.is_empty());
+        record.custom_metadata = decision
+            .custom_metadata
+            .clone()
+            .map(serde_json::Value::Object);
+        record.trace = routed
+            .run
+            .map(|run| serde_json::to_value(run.trace).unwrap_or_default());
         match decision.action {
             Action::Redirect => {
+                record.outcome = "redirect".into();
                 let contact = redirect::contact(
                     &decision,
-                    &decision_id,
+                    &record.id,
                     &self.redirect.agent_domain,
                     self.redirect.max_response_bytes,
                 );
@@ -119,16 +181,19 @@ impl CallRouter {
                     reason: "Moved Temporarily".to_owned(),
                     headers: vec![
                         ("Contact".to_owned(), contact),
-                        ("X-Inroute-Decision-Id".to_owned(), decision_id),
+                        ("X-Inroute-Decision-Id".to_owned(), record.id.clone()),
                     ],
                 }
             }
-            Action::Reject => reject(
-                603,
-                "Decline",
-                redirect::reason_text(decision.reason),
-                Some(decision_id),
-            ),
+            Action::Reject => {
+                record.outcome = "reject".into();
+                reject(
+                    603,
+                    "Decline",
+                    redirect::reason_text(decision.reason),
+                    Some(record.id.clone()),
+                )
+            }
         }
     }
 }

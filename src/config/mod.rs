@@ -23,6 +23,7 @@ pub use load::{load, ConfigError, Sources};
 pub struct Config {
     pub admin: AdminConfig,
     pub database: DatabaseConfig,
+    pub decisions: DecisionsConfig,
     pub log: LogConfig,
     pub redirect: RedirectConfig,
     pub routing: RoutingConfig,
@@ -151,6 +152,37 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/inroute.db".to_owned(),
             max_connections: 8,
             acquire_timeout_ms: 3_000,
+        }
+    }
+}
+
+/// The decision log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionsConfig {
+    /// Records waiting to be written before new ones are dropped (and counted).
+    pub queue_capacity: usize,
+    /// Records per database write.
+    pub batch_size: usize,
+    /// Recent decisions kept in memory for lookup by id before they land.
+    pub recent_capacity: usize,
+    /// How long a decision stays in memory (seconds).
+    pub recent_ttl_s: u64,
+    /// Decisions older than this are purged.
+    pub retention_days: u32,
+    /// How often the purge runs (seconds).
+    pub purge_interval_s: u64,
+}
+
+impl Default for DecisionsConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 10_000,
+            batch_size: 500,
+            recent_capacity: 10_000,
+            recent_ttl_s: 300,
+            retention_days: 7,
+            purge_interval_s: 3_600,
         }
     }
 }
@@ -324,6 +356,27 @@ impl Config {
         check(
             r.http_max_body_bytes >= 1024,
             "routing.http_max_body_bytes: must be at least 1024",
+        );
+        let d = &self.decisions;
+        check(
+            d.queue_capacity >= 1,
+            "decisions.queue_capacity: must be at least 1",
+        );
+        check(
+            d.batch_size >= 1,
+            "decisions.batch_size: must be at least 1",
+        );
+        check(
+            d.recent_capacity >= 1,
+            "decisions.recent_capacity: must be at least 1",
+        );
+        check(
+            d.retention_days >= 1,
+            "decisions.retention_days: must be at least 1",
+        );
+        check(
+            d.purge_interval_s >= 1,
+            "decisions.purge_interval_s: must be at least 1",
         );
         let sip = &self.sip;
         check(

@@ -9,12 +9,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -88,6 +89,11 @@ pub struct Endpoint<H> {
     handler: H,
     config: EndpointConfig,
     invites: Mutex<HashMap<TransactionKey, mpsc::Sender<TxnEvent>>>,
+    /// New INVITEs get 503 while draining.
+    draining: AtomicBool,
+    /// INVITEs whose final response is not decided yet.
+    routing: AtomicUsize,
+    routed: Notify,
 }
 
 impl<H: CallHandler> Endpoint<H> {
@@ -96,7 +102,26 @@ impl<H: CallHandler> Endpoint<H> {
             handler,
             config,
             invites: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
+            routing: AtomicUsize::new(0),
+            routed: Notify::new(),
         })
+    }
+
+    /// Stops taking new INVITEs (503 + Retry-After); calls being routed finish.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until no INVITE is being routed.
+    pub async fn routing_idle(&self) {
+        loop {
+            let notified = self.routed.notified();
+            if self.routing.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// INVITE transactions currently alive.
@@ -144,6 +169,14 @@ impl<H: CallHandler> Endpoint<H> {
                 if self.config.drop_unknown_sources && !self.handler.knows_source(peer.addr().ip())
                 {
                     tracing::info!(target: "security", source = %peer.addr(), reason = "unknown_source", "dropped INVITE");
+                    return;
+                }
+                if self.draining.load(Ordering::SeqCst) {
+                    let busy =
+                        intake
+                            .template
+                            .render(503, "Service Unavailable", &[("Retry-After", "5")]);
+                    peer.send(busy).await;
                     return;
                 }
                 if intake.facts.loop_marker {
@@ -205,6 +238,8 @@ impl<H: CallHandler> Endpoint<H> {
         mut rx: mpsc::Receiver<TxnEvent>,
     ) {
         let call_id = facts.call_id.clone();
+        self.routing.fetch_add(1, Ordering::SeqCst);
+        let routed = RoutedGuard(self);
         let route = self.handler.route(facts);
         tokio::pin!(route);
         let final_response = loop {
@@ -222,6 +257,7 @@ impl<H: CallHandler> Endpoint<H> {
                 },
             }
         };
+        drop(routed);
         let mut timers = Timers3::default();
         if perform(
             peer,
@@ -247,6 +283,16 @@ impl<H: CallHandler> Endpoint<H> {
                 return;
             }
         }
+    }
+}
+
+/// Counts an INVITE as routed when dropped (also on cancellation).
+struct RoutedGuard<'a, H>(&'a Endpoint<H>);
+
+impl<H> Drop for RoutedGuard<'_, H> {
+    fn drop(&mut self) {
+        self.0.routing.fetch_sub(1, Ordering::SeqCst);
+        self.0.routed.notify_waiters();
     }
 }
 

@@ -413,6 +413,37 @@ impl Store {
         on_backend!(self.all_numbers(org_id))
     }
 
+    // --- decision log ---
+
+    /// Writes a batch of decisions (idempotent per id).
+    pub async fn insert_decisions(&self, batch: &[DecisionRecord]) -> Result<(), StoreError> {
+        on_backend!(self.insert_decisions(batch))
+    }
+
+    /// Decisions of `org_id` matching `filter`, newest first, ids below `before`.
+    pub async fn decisions(
+        &self,
+        org_id: &str,
+        filter: &DecisionFilter,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        on_backend!(self.list_decisions(org_id, filter, limit, before))
+    }
+
+    pub async fn decision(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<DecisionRecord>, StoreError> {
+        on_backend!(self.get_decision(org_id, id))
+    }
+
+    /// Deletes decisions older than `cutoff` (retention).
+    pub async fn purge_decisions(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        on_backend!(self.purge_decisions(cutoff))
+    }
+
     // --- inbound routing config ---
 
     pub async fn routing_config(&self, org_id: &str) -> Result<Option<RoutingConfig>, StoreError> {

@@ -199,3 +199,39 @@ pub struct PageRequest {
     pub limit: u32,
     pub after: Option<String>,
 }
+
+/// One routing decision, as the decision log stores it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionRecord {
+    /// Time-ordered id (`dec_<micros hex><random>`); the 302's `X-Inroute-Decision-Id`.
+    pub id: String,
+    pub organization_id: String,
+    pub call_id: String,
+    pub trunk_id: Option<String>,
+    pub caller_number: Option<String>,
+    pub called_number: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// INVITE received → final response decided.
+    pub duration_us: i64,
+    /// `redirect`, `reject`, `forbidden`, `not_found`, `unavailable`.
+    pub outcome: String,
+    pub reason: String,
+    pub agent_id: Option<String>,
+    pub agent_version: Option<i64>,
+    pub sip_status: i64,
+    pub initial_context: Option<String>,
+    pub custom_metadata: Option<Value>,
+    /// The workflow trace (array of steps), if a workflow ran.
+    pub trace: Option<Value>,
+}
+
+/// Filters of the decision log API; `None` matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub call_id: Option<String>,
+    pub caller_number: Option<String>,
+    pub called_number: Option<String>,
+    pub outcome: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
