@@ -85,6 +85,7 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
         http: HttpClient::new(config.routing.http_max_body_bytes)
             .context("could not build the HTTP client")?,
         expression_timeout_ms: config.routing.expression_timeout_ms,
+        max_concurrent: config.routing.concurrency(),
     };
     let readiness = Readiness::default();
     let cancel = CancellationToken::new();

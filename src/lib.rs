@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod decision_log;
 pub mod demo;
+pub mod metrics;
 pub mod routing;
 pub mod shutdown;
 pub mod sip;

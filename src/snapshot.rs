@@ -267,6 +267,13 @@ impl Routing {
         let org = OrgSnapshot::load(store, org_id, &self.limits).await?;
         let next = self.current.load().with_org(org);
         self.current.store(Arc::new(next));
+        let m = crate::metrics::metrics();
+        m.snapshot_reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        m.snapshot_loaded_at.store(
+            chrono::Utc::now().timestamp(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(())
     }
 }

@@ -216,3 +216,85 @@ on_both_backends!(
     decisions_are_logged_and_scoped,
     drain_finishes_calls_in_flight_and_refuses_new_ones
 );
+
+/// `name{labels}` → value, for every sample line; panics on a malformed line.
+fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name_ok = series
+            .split('{')
+            .next()
+            .unwrap()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        assert!(
+            name_ok && (!series.contains('{') || series.ends_with('}')),
+            "bad series {line:?}"
+        );
+        samples.insert(
+            series.to_owned(),
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value {line:?}")),
+        );
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_parse_and_count_the_calls_made() {
+    let Some(d) = TestDaemon::start(Backend::Sqlite).await else {
+        return;
+    };
+    let reject = json!({"version": 1, "start": "in", "steps": [{"id": "in", "type": "input", "next": "o"},
+                        {"id": "o", "type": "output", "fields": {"reject": true}}]});
+    d.call_org(
+        &["+15550000301"],
+        true,
+        Some(json!({"workflow_definition": reject})),
+    )
+    .await;
+    let scrape = || async {
+        let text = reqwest::get(d.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        parse_prometheus(&text)
+    };
+    let series = "inroute_calls_total{outcome=\"reject\",reason=\"rejected\"}";
+    let before = scrape().await.get(series).copied().unwrap_or(0.0);
+    let ua = Udp::new(d.sip_udp()).await;
+    for n in 0..3 {
+        ua.send(&request(
+            "INVITE",
+            "+15550000301",
+            &format!("z9hG4bKm{n}"),
+            &format!("m{n}@test"),
+            "",
+        ))
+        .await;
+        assert_eq!(ua.until_final(WAIT).await.pop().unwrap().status, 603);
+    }
+    let after = scrape().await;
+    assert_eq!(after[series] - before, 3.0);
+    for name in [
+        "inroute_decision_seconds_count",
+        "inroute_workflow_run_seconds_count",
+        "inroute_sip_transactions",
+        "inroute_decision_log_queue_depth",
+        "inroute_snapshot_reloads_total",
+        "inroute_workflow_concurrency_limit",
+    ] {
+        assert!(after.contains_key(name), "{name} missing");
+    }
+    assert!(after["inroute_decision_seconds_count"] >= 3.0);
+    d.stop().await;
+}

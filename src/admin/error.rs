@@ -90,6 +90,9 @@ impl From<StoreError> for ApiError {
             StoreError::Stale => Self::PreconditionFailed,
             StoreError::Invalid { path, message } => Self::invalid(path, message),
             StoreError::Database(e) if is_unavailable(&e) => {
+                crate::metrics::metrics()
+                    .database_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(error = %e, "database unavailable");
                 Self::Unavailable("the database is unavailable; retry later".to_owned())
             }

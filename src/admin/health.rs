@@ -27,6 +27,27 @@ impl Readiness {
     }
 }
 
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics(State(state): State<AdminState>) -> impl axum::response::IntoResponse {
+    let stats = state.decisions.stats();
+    let sampled = crate::metrics::Sampled {
+        decision_queue_depth: state.decisions.queued(),
+        decision_dropped: stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        decisions_written: stats.written(),
+        decision_write_errors: stats
+            .write_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        workflow_concurrency_cap: state.engine.max_concurrent,
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::metrics().render(sampled),
+    )
+}
+
 #[utoipa::path(operation_id = "healthz", get, path = "/healthz", tag = "health", responses((status = 200)))]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))

@@ -13,7 +13,7 @@
 //! * `POST /core/inbound-routing-config/test` (dry run) [inbound_routing_configs:read]
 //! * `GET /core/inbound-routing-decisions`, `GET /core/inbound-routing-decisions/{id}` [inbound_routing_configs:read]
 //! * `GET /core/workflow-secrets`, `PUT|DELETE /core/workflow-secrets/{name}` [inbound_routing_configs:manage]
-//! * `GET /healthz`, `GET /readyz`, `GET /openapi.json` (no auth)
+//! * `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json` (no auth)
 //!
 //! Allowed imports: `axum`, `utoipa`, `crate::store`, `crate::token`,
 //! `crate::config`. Must not import `sip` transports or transaction internals.
@@ -75,6 +75,8 @@ pub struct AdminState {
 pub struct Engine {
     pub http: HttpClient,
     pub expression_timeout_ms: u64,
+    /// Workflow runs in flight before INVITEs get 503 (reported in metrics).
+    pub max_concurrent: usize,
 }
 
 impl AdminState {
@@ -144,6 +146,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json));
     api.fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::config::RedirectConfig;
 use crate::decision_log::{new_decision_id, DecisionLog};
+use crate::metrics::metrics;
 use crate::routing::{Action, CallInput, HttpClient, RunEnv};
 use crate::sip::{Answer, CallFacts, CallHandler};
 use crate::snapshot::Routing;
@@ -76,7 +77,11 @@ impl CallRouter {
             trace: None,
         };
         let answer = self.decide(facts, &mut record).await;
-        record.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let elapsed = started.elapsed();
+        record.duration_us = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
+        let m = metrics();
+        m.decision_latency.observe(elapsed);
+        m.calls.inc(label(&record.outcome), label(&record.reason));
         record.sip_status = i64::from(answer.status);
         tracing::info!(
             decision_id = %record.id,
@@ -154,7 +159,16 @@ impl CallRouter {
             secrets: org.secrets.clone(),
             expression_timeout_ms: self.expression_timeout_ms,
         };
+        let run_started = Instant::now();
         let routed = org.route(org.config.as_ref(), &input, &env).await;
+        if let Some(run) = &routed.run {
+            metrics().workflow_run.observe(run_started.elapsed());
+            for step in run.trace.iter().filter(|t| t.kind == "http") {
+                metrics()
+                    .http_step
+                    .observe(std::time::Duration::from_micros(step.duration_us));
+            }
+        }
         let decision = routed.decision;
         record.reason = decision.reason.as_str().to_owned();
         record.agent_id.clone_from(&decision.agent_id);
@@ -196,6 +210,36 @@ impl CallRouter {
             }
         }
     }
+}
+
+/// Outcome and reason texts as `'static` metric labels (closed sets).
+fn label(value: &str) -> &'static str {
+    const KNOWN: [&str; 19] = [
+        "redirect",
+        "reject",
+        "forbidden",
+        "not_found",
+        "unavailable",
+        "unknown_source",
+        "unknown_number",
+        "overloaded",
+        "rejected",
+        "agent",
+        "workflow_error",
+        "workflow_timeout",
+        "invalid_output",
+        "unknown_agent",
+        "unpublished_version",
+        "no_agent_in_output",
+        "no_config",
+        "disabled",
+        "number_assignment",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == value)
+        .copied()
+        .unwrap_or("other")
 }
 
 fn reject(status: u16, phrase: &str, why: &str, decision_id: Option<String>) -> Answer {

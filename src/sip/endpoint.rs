@@ -25,6 +25,7 @@ use super::request::{classify, CallFacts, Intake};
 use super::response::ResponseTemplate;
 use super::transaction::{Action, InviteEvent, InviteServer, Timer, Timers, TransactionKey};
 use super::{Answer, CallHandler};
+use crate::metrics::metrics;
 
 /// Endpoint settings (from `sip.*`).
 #[derive(Debug, Clone)]
@@ -148,7 +149,10 @@ impl<H: CallHandler> Endpoint<H> {
     /// Handles one received message.
     pub async fn handle(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
         match classify(bytes, peer.addr(), self.config.parse) {
-            Intake::Drop(why) => tracing::debug!(source = %peer.addr(), why, "dropped"),
+            Intake::Drop(why) => {
+                metrics().dropped.inc(why, "");
+                tracing::debug!(source = %peer.addr(), why, "dropped");
+            }
             Intake::Respond(reply) => peer.send(reply.render()).await,
             Intake::Ack(key) => {
                 self.notify(&key, TxnEvent::Ack);
@@ -168,6 +172,7 @@ impl<H: CallHandler> Endpoint<H> {
                 }
                 if self.config.drop_unknown_sources && !self.handler.knows_source(peer.addr().ip())
                 {
+                    metrics().dropped.inc("unknown_source", "");
                     tracing::info!(target: "security", source = %peer.addr(), reason = "unknown_source", "dropped INVITE");
                     return;
                 }
@@ -207,6 +212,7 @@ impl<H: CallHandler> Endpoint<H> {
             let room = table.len() < self.config.max_transactions;
             if room {
                 table.insert(key.clone(), tx);
+                metrics().live_transactions.fetch_add(1, Ordering::Relaxed);
             }
             room
         };
@@ -225,6 +231,7 @@ impl<H: CallHandler> Endpoint<H> {
                 .run_invite(machine, &template, facts, &peer, rx)
                 .await;
             endpoint.lock().remove(&key);
+            metrics().live_transactions.fetch_sub(1, Ordering::Relaxed);
         });
     }
 
@@ -275,7 +282,11 @@ impl<H: CallHandler> Endpoint<H> {
                     Some(TxnEvent::Ack) => InviteEvent::Ack,
                     Some(TxnEvent::Cancel) | None => continue,
                 },
-                () = sleep_until(timers.g) => { timers.g = None; InviteEvent::TimerG }
+                () = sleep_until(timers.g) => {
+                    timers.g = None;
+                    metrics().retransmissions.fetch_add(1, Ordering::Relaxed);
+                    InviteEvent::TimerG
+                }
                 () = sleep_until(timers.h) => { timers.h = None; InviteEvent::TimerH }
                 () = sleep_until(timers.i) => { timers.i = None; InviteEvent::TimerI }
             };
