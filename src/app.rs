@@ -106,6 +106,13 @@ pub async fn start(config: Config, with_demo: bool) -> anyhow::Result<Daemon> {
         cancel.child_token(),
     ));
     let sip = start_sip(&config, &routing, &engine, &decisions, &cancel).await?;
+    let reconcile = Duration::from_millis(config.propagation.reconcile_interval_ms);
+    crate::propagation::start(
+        store.clone(),
+        routing.clone(),
+        reconcile,
+        cancel.child_token(),
+    );
     readiness.set(true);
     Ok(Daemon {
         admin_addr,

@@ -25,6 +25,7 @@ pub mod config;
 pub mod decision_log;
 pub mod demo;
 pub mod metrics;
+pub mod propagation;
 pub mod routing;
 pub mod shutdown;
 pub mod sip;

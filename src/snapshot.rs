@@ -230,6 +230,8 @@ pub struct Routing {
     current: Arc<ArcSwap<Snapshot>>,
     reload: Arc<Mutex<()>>,
     limits: Arc<Limits>,
+    /// Counts reloads, so callers can wait for the next one.
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Routing {
@@ -242,6 +244,7 @@ impl Routing {
             current: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             reload: Arc::new(Mutex::new(())),
             limits: Arc::new(limits),
+            generation: Arc::new(tokio::sync::watch::channel(0).0),
         };
         for org in store.orgs().await? {
             routing.reload_org(store, &org.id).await?;
@@ -258,6 +261,20 @@ impl Routing {
         &self.limits
     }
 
+    /// How many reloads have happened.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    /// Waits until a reload of `org_id` (or any) happens after generation `after`
+    /// and `org_id`'s snapshot satisfies `ready`.
+    pub async fn wait_for(&self, after: u64, mut ready: impl FnMut(&Snapshot) -> bool) {
+        let mut rx = self.generation.subscribe();
+        let _ = rx
+            .wait_for(|g| *g > after && ready(&self.current.load()))
+            .await;
+    }
+
     /// Re-reads one organization and swaps it in.
     ///
     /// # Errors
@@ -267,6 +284,7 @@ impl Routing {
         let org = OrgSnapshot::load(store, org_id, &self.limits).await?;
         let next = self.current.load().with_org(org);
         self.current.store(Arc::new(next));
+        self.generation.send_modify(|g| *g += 1);
         let m = crate::metrics::metrics();
         m.snapshot_reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -84,6 +84,9 @@ impl AdminState {
     /// very next call uses it. A failure is logged; the periodic
     /// reconciliation repairs it.
     async fn changed(&self, org: &str) {
+        if let Err(e) = self.store.announce_change(org).await {
+            tracing::warn!(org, error = %e, "could not announce the change to other instances");
+        }
         if let Err(e) = self.routing.reload_org(&self.store, org).await {
             tracing::error!(org, error = %e, "could not reload the routing snapshot");
         }

@@ -60,6 +60,7 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     key_problems::<super::DatabaseConfig>(&root, "database", &known, &mut problems);
     key_problems::<super::DecisionsConfig>(&root, "decisions", &known, &mut problems);
     key_problems::<super::LogConfig>(&root, "log", &known, &mut problems);
+    key_problems::<super::PropagationConfig>(&root, "propagation", &known, &mut problems);
     key_problems::<super::RoutingConfig>(&root, "routing", &known, &mut problems);
     key_problems::<super::RedirectConfig>(&root, "redirect", &known, &mut problems);
     key_problems::<super::SipConfig>(&root, "sip", &known, &mut problems);

@@ -25,6 +25,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub decisions: DecisionsConfig,
     pub log: LogConfig,
+    pub propagation: PropagationConfig,
     pub redirect: RedirectConfig,
     pub routing: RoutingConfig,
     pub shutdown: ShutdownConfig,
@@ -91,6 +92,22 @@ impl Default for SipConfig {
 pub enum UnknownSource {
     Reject,
     Drop,
+}
+
+/// Keeping several instances' snapshots in step (PostgreSQL).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PropagationConfig {
+    /// How often change counters are compared to repair missed notifications.
+    pub reconcile_interval_ms: u64,
+}
+
+impl Default for PropagationConfig {
+    fn default() -> Self {
+        Self {
+            reconcile_interval_ms: 5_000,
+        }
+    }
 }
 
 /// The 302's Contact and what rides in it.
@@ -377,6 +394,10 @@ impl Config {
         check(
             d.purge_interval_s >= 1,
             "decisions.purge_interval_s: must be at least 1",
+        );
+        check(
+            self.propagation.reconcile_interval_ms >= 10,
+            "propagation.reconcile_interval_ms: must be at least 10",
         );
         let sip = &self.sip;
         check(

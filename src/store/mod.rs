@@ -413,6 +413,38 @@ impl Store {
         on_backend!(self.all_numbers(org_id))
     }
 
+    // --- change propagation (scale-out) ---
+
+    /// Records that `org_id`'s routing data changed: bumps its change counter
+    /// and, on PostgreSQL, notifies every instance (`LISTEN inroute_changes`).
+    pub async fn announce_change(&self, org_id: &str) -> Result<(), StoreError> {
+        on_backend!(self.bump_change(org_id))?;
+        if let Pool::Postgres(pool) = &self.pool {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(org_id)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every organization's change counter.
+    pub async fn change_counters(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        on_backend!(self.change_counters())
+    }
+
+    /// A listener for change notifications (PostgreSQL only; `None` on SQLite,
+    /// where one process owns the database).
+    pub async fn listen_changes(&self) -> Result<Option<ChangeListener>, StoreError> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(Some(ChangeListener(listener)))
+    }
+
     // --- decision log ---
 
     /// Writes a batch of decisions (idempotent per id).
@@ -503,6 +535,36 @@ impl Store {
         revision: i64,
     ) -> Result<Option<ConfigRevision>, StoreError> {
         on_backend!(self.get_revision(org_id, revision))
+    }
+}
+
+/// The `LISTEN`/`NOTIFY` channel of routing changes.
+const CHANGES_CHANNEL: &str = "inroute_changes";
+
+/// Change notifications from PostgreSQL.
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+/// One event from a [`ChangeListener`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// This organization changed.
+    Org(String),
+    /// The connection was lost and re-established: notifications may have
+    /// been missed, so everything should be compared.
+    Resync,
+}
+
+impl ChangeListener {
+    /// Waits for the next change. Reconnects by itself after a database
+    /// restart (reporting [`Change::Resync`]).
+    ///
+    /// # Errors
+    /// The database cannot be reached; call again to retry.
+    pub async fn next(&mut self) -> Result<Change, StoreError> {
+        match self.0.try_recv().await? {
+            Some(n) => Ok(Change::Org(n.payload().to_owned())),
+            None => Ok(Change::Resync),
+        }
     }
 }
 

@@ -1014,3 +1014,23 @@ pub(super) async fn purge_decisions(pool: &Pool<Db>, cutoff: DateTime<Utc>) -> R
         .await?;
     Ok(done.rows_affected())
 }
+
+// === change propagation ===
+
+pub(super) async fn bump_change(pool: &Pool<Db>, org_id: &str) -> Result<i64, StoreError> {
+    let (version,): (i64,) = sqlx::query_as(
+        "INSERT INTO org_change_counters (organization_id, version) VALUES ($1, 1) \
+         ON CONFLICT (organization_id) DO UPDATE SET version = org_change_counters.version + 1 \
+         RETURNING version",
+    )
+    .bind(org_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(version)
+}
+
+pub(super) async fn change_counters(pool: &Pool<Db>) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as("SELECT organization_id, version FROM org_change_counters")
+        .fetch_all(pool)
+        .await?)
+}

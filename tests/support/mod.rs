@@ -76,6 +76,14 @@ impl TestDb {
         })
     }
 
+    /// Another handle on the same database (no temporary files of its own).
+    pub fn shared(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
+
     pub fn config(&self) -> Config {
         let mut config = Config::default();
         config.database.url = self.url.clone();
@@ -108,17 +116,22 @@ impl TestDaemon {
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
         let db = TestDb::new(backend).await?;
+        Some(Self::start_on(db, tweak).await)
+    }
+
+    /// A daemon on an existing database (e.g. a second instance).
+    pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = db.config();
         tweak(&mut config);
         let daemon = app::start(config, false).await.expect("daemon starts");
         let base = format!("http://{}", daemon.admin_addr);
-        Some(Self {
+        Self {
             store: db.store().await,
             daemon: Some(daemon),
             base,
             http: reqwest::Client::new(),
             db,
-        })
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,6 @@
+-- One counter per organization, bumped on every routing-relevant write. Other
+-- instances compare counters periodically to repair missed notifications.
+CREATE TABLE org_change_counters (
+    organization_id  TEXT PRIMARY KEY,
+    version          BIGINT NOT NULL
+);
