@@ -333,3 +333,45 @@ fn workflow_check_lists_every_problem() {
     );
     assert!(err.contains("2 problem(s)"), "{err}");
 }
+
+#[tokio::test]
+async fn sigkill_loses_nothing_committed_and_sqlite_stays_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, key) = serve_demo(dir.path());
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{base}/core/inbound-routing-config"))
+        .bearer_auth(&key)
+        .json(&json!({"fallback_agent_id": "agent_sales"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, base, key) = serve_demo(dir.path());
+    let config: Value = http
+        .get(format!("{base}/core/inbound-routing-config"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config["fallback_agent_id"],
+        json!("agent_sales"),
+        "the committed change survived SIGKILL"
+    );
+    assert_eq!(sigterm(&mut child), 0);
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.path().join("data/inroute.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+}

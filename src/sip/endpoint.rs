@@ -149,9 +149,10 @@ impl<H: CallHandler> Endpoint<H> {
     /// Handles one received message.
     pub async fn handle(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
         match classify(bytes, peer.addr(), self.config.parse) {
+            Intake::Drop("response") => metrics().dropped.inc("response", ""),
             Intake::Drop(why) => {
                 metrics().dropped.inc(why, "");
-                tracing::debug!(source = %peer.addr(), why, "dropped");
+                tracing::info!(target: "security", source = %peer.addr(), reason = why, "dropped request");
             }
             Intake::Respond(reply) => peer.send(reply.render()).await,
             Intake::Ack(key) => {
