@@ -9,6 +9,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod sip;
+pub mod sipp;
 
 use std::net::SocketAddr;
 
