@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         });
         let source = "198.51.100.7:5060".parse().unwrap();
         c.bench_function(&format!("classify/{name}"), |b| {
-            b.iter(|| classify(black_box(bytes), source, ParseLimits::default()))
+            b.iter(|| classify(black_box(bytes), source, ParseLimits::default(), &[]))
         });
     }
 }

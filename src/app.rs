@@ -21,6 +21,7 @@ use crate::shutdown::{self, ShutdownKind};
 use crate::sip::{
     self,
     endpoint::{Endpoint, EndpointConfig},
+    limiter::{Budget, Limiter},
     parse::ParseLimits,
     transaction::Timers,
 };
@@ -174,7 +175,24 @@ async fn start_sip(
             },
             drop_unknown_sources: sip.unknown_source == UnknownSource::Drop,
             tcp_idle_timeout: Duration::from_millis(sip.tcp_idle_timeout_ms),
+            tcp_first_byte_timeout: Duration::from_millis(sip.tcp_first_byte_timeout_ms),
+            tcp_message_timeout: Duration::from_millis(sip.tcp_message_timeout_ms),
+            max_connections: sip.max_connections,
+            max_connections_per_ip: sip.max_connections_per_ip,
+            scanner_user_agents: sip.scanner_user_agents.clone(),
         },
+        Limiter::new(
+            sip.flood_slots,
+            Budget {
+                rate: sip.flood_rate,
+                burst: sip.flood_burst,
+            },
+            Budget {
+                rate: sip.flood_trunk_rate,
+                burst: sip.flood_trunk_burst,
+            },
+            Duration::from_millis(sip.flood_log_interval_ms),
+        ),
     );
     let mut udp = Vec::new();
     for addr in &sip.udp {

@@ -120,6 +120,8 @@ pub struct Metrics {
     /// Unix seconds of the last snapshot reload.
     pub snapshot_loaded_at: AtomicI64,
     pub database_errors: AtomicU64,
+    /// Memory held by the flood limiter (fixed at start).
+    pub limiter_bytes: AtomicU64,
 }
 
 /// The process-wide registry.
@@ -171,7 +173,13 @@ impl Metrics {
         );
         let now = chrono::Utc::now().timestamp();
         let loaded = self.snapshot_loaded_at.load(Ordering::Relaxed);
-        let gauges: [(&str, &str, &str, String); 10] = [
+        let gauges: [(&str, &str, &str, String); 11] = [
+            (
+                "inroute_flood_limiter_bytes",
+                "gauge",
+                "Memory of the per-source flood limiter (fixed).",
+                self.limiter_bytes.load(Ordering::Relaxed).to_string(),
+            ),
             (
                 "inroute_sip_transactions",
                 "gauge",

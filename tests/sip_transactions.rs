@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inroute::sip::endpoint::{serve_tcp, serve_udp, Endpoint, EndpointConfig};
+use inroute::sip::limiter::{Budget, Limiter};
 use inroute::sip::parse::ParseLimits;
 use inroute::sip::transaction::Timers;
 use inroute::sip::{Answer, CallFacts, CallHandler};
@@ -66,7 +67,24 @@ async fn server(delay: Duration) -> Server {
             parse: ParseLimits::default(),
             drop_unknown_sources: false,
             tcp_idle_timeout: Duration::from_secs(2),
+            tcp_first_byte_timeout: Duration::from_secs(2),
+            tcp_message_timeout: Duration::from_secs(2),
+            max_connections: 100,
+            max_connections_per_ip: 100,
+            scanner_user_agents: Vec::new(),
         },
+        Limiter::new(
+            1024,
+            Budget {
+                rate: 0.0,
+                burst: 1.0,
+            },
+            Budget {
+                rate: 0.0,
+                burst: 1.0,
+            },
+            Duration::from_secs(10),
+        ),
     );
     let stop = CancellationToken::new();
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let limits = ParseLimits::default();
-    let _ = classify(data, "127.0.0.1:5060".parse().unwrap(), limits);
+    let _ = classify(data, "127.0.0.1:5060".parse().unwrap(), limits, &["friendly-scanner".to_owned()]);
     if let Ok(Message::Request(req)) = parse(data, limits) {
         let once = req.serialize();
         // Serializing adds a Content-Length when the datagram had none.

@@ -8,7 +8,7 @@ use config::{Environment, File, FileFormat, Map, Value, ValueKind};
 use super::Config;
 
 /// Keys whose values are lists; in the environment and `--set` they are comma-separated.
-const LIST_KEYS: [&str; 3] = ["sip.udp", "sip.tcp", "sip.tls"];
+const LIST_KEYS: [&str; 4] = ["sip.udp", "sip.tcp", "sip.tls", "sip.scanner_user_agents"];
 
 /// The file loaded when `--config` is not given, if it exists.
 pub(crate) const DEFAULT_FILE: &str = "config/inroute.toml";
@@ -103,6 +103,7 @@ fn merge(sources: &Sources) -> Result<config::Config, ConfigError> {
             .with_list_parse_key("sip.udp")
             .with_list_parse_key("sip.tcp")
             .with_list_parse_key("sip.tls")
+            .with_list_parse_key("sip.scanner_user_agents")
             .source(Some(env)),
     );
     for (key, value) in &sources.overrides {

@@ -62,6 +62,25 @@ pub struct SipConfig {
     pub t4_ms: u64,
     /// A TCP connection with no complete message for this long is closed.
     pub tcp_idle_timeout_ms: u64,
+    /// A new TCP/TLS connection must send its first byte within this time.
+    pub tcp_first_byte_timeout_ms: u64,
+    /// A message, once its first byte arrived, must be complete within this time.
+    pub tcp_message_timeout_ms: u64,
+    /// Open TCP/TLS connections in all, and from one address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Requests per second (and burst) allowed from one source that is not a trunk; 0 disables.
+    pub flood_rate: f64,
+    pub flood_burst: f64,
+    /// Requests per second (and burst) allowed from one trunk address.
+    pub flood_trunk_rate: f64,
+    pub flood_trunk_burst: f64,
+    /// Buckets of the per-source limiter (its memory is fixed: 12 bytes each, twice).
+    pub flood_slots: usize,
+    /// A source over its budget is logged at most once per this interval.
+    pub flood_log_interval_ms: u64,
+    /// Requests whose User-Agent contains one of these (case-insensitive) are dropped.
+    pub scanner_user_agents: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -82,6 +101,26 @@ impl Default for SipConfig {
             t2_ms: 4_000,
             t4_ms: 5_000,
             tcp_idle_timeout_ms: 120_000,
+            tcp_first_byte_timeout_ms: 5_000,
+            tcp_message_timeout_ms: 10_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
+            flood_rate: 50.0,
+            flood_burst: 100.0,
+            flood_trunk_rate: 20_000.0,
+            flood_trunk_burst: 40_000.0,
+            flood_slots: 65_536,
+            flood_log_interval_ms: 10_000,
+            scanner_user_agents: [
+                "friendly-scanner",
+                "sipvicious",
+                "sipcli",
+                "VaxSIPUserAgent",
+                "sip-scan",
+                "sundayddr",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         }
     }
 }
@@ -420,6 +459,38 @@ impl Config {
         check(
             sip.tcp_idle_timeout_ms >= 1,
             "sip.tcp_idle_timeout_ms: must be at least 1",
+        );
+        check(
+            sip.tls_handshake_timeout_ms >= 1,
+            "sip.tls_handshake_timeout_ms: must be at least 1",
+        );
+        check(
+            sip.tls.is_empty() || (sip.tls_cert.is_some() && sip.tls_key.is_some()),
+            "sip.tls: listening on TLS needs sip.tls_cert and sip.tls_key (PEM files)",
+        );
+        check(
+            sip.tcp_first_byte_timeout_ms >= 1,
+            "sip.tcp_first_byte_timeout_ms: must be at least 1",
+        );
+        check(
+            sip.tcp_message_timeout_ms >= 1,
+            "sip.tcp_message_timeout_ms: must be at least 1",
+        );
+        check(
+            sip.max_connections >= 1 && sip.max_connections_per_ip >= 1,
+            "sip.max_connections, sip.max_connections_per_ip: must be at least 1",
+        );
+        check(
+            sip.flood_rate >= 0.0 && sip.flood_trunk_rate >= 0.0,
+            "sip.flood_rate, sip.flood_trunk_rate: must not be negative",
+        );
+        check(
+            sip.flood_burst >= 1.0 && sip.flood_trunk_burst >= 1.0,
+            "sip.flood_burst, sip.flood_trunk_burst: must be at least 1",
+        );
+        check(
+            (64..=16_777_216).contains(&sip.flood_slots),
+            "sip.flood_slots: must be from 64 to 16777216",
         );
         check(
             !self.redirect.agent_domain.is_empty()

@@ -20,8 +20,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::framing::{next_frame, Frame};
+use super::limiter::{Limiter, Verdict};
 use super::parse::ParseLimits;
-use super::request::{classify, CallFacts, Intake};
+use super::request::{classify, oversize, CallFacts, Intake};
 use super::response::ResponseTemplate;
 use super::transaction::{Action, InviteEvent, InviteServer, Timer, Timers, TransactionKey};
 use super::{Answer, CallHandler};
@@ -38,6 +39,15 @@ pub struct EndpointConfig {
     /// Drop (instead of answering 403) requests from addresses of no trunk.
     pub drop_unknown_sources: bool,
     pub tcp_idle_timeout: Duration,
+    /// A new connection must send its first byte within this time.
+    pub tcp_first_byte_timeout: Duration,
+    /// A message, once started, must be complete within this time.
+    pub tcp_message_timeout: Duration,
+    /// Open TCP/TLS connections in all, and from one address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// User-Agent substrings of known scanners; their requests are dropped.
+    pub scanner_user_agents: Vec<String>,
 }
 
 /// Where a response goes.
@@ -95,10 +105,15 @@ pub struct Endpoint<H> {
     /// INVITEs whose final response is not decided yet.
     routing: AtomicUsize,
     routed: Notify,
+    limiter: Limiter,
+    connections: Mutex<HashMap<std::net::IpAddr, usize>>,
 }
 
 impl<H: CallHandler> Endpoint<H> {
-    pub fn new(handler: H, config: EndpointConfig) -> Arc<Self> {
+    pub fn new(handler: H, config: EndpointConfig, limiter: Limiter) -> Arc<Self> {
+        metrics()
+            .limiter_bytes
+            .store(limiter.memory_bytes() as u64, Ordering::Relaxed);
         Arc::new(Self {
             handler,
             config,
@@ -106,12 +121,35 @@ impl<H: CallHandler> Endpoint<H> {
             draining: AtomicBool::new(false),
             routing: AtomicUsize::new(0),
             routed: Notify::new(),
+            limiter,
+            connections: Mutex::new(HashMap::new()),
         })
     }
 
     /// Stops taking new INVITEs (503 + Retry-After); calls being routed finish.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes a connection slot for `ip`, or `None` over a connection cap.
+    pub fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ConnectionSlot<H>> {
+        let mut open = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: usize = open.values().sum();
+        let mine = open.get(&ip).copied().unwrap_or(0);
+        if total >= self.config.max_connections || mine >= self.config.max_connections_per_ip {
+            drop(open);
+            metrics().dropped.inc("connection_cap", "");
+            tracing::info!(target: "security", source = %ip, reason = "connection_cap", "refused connection");
+            return None;
+        }
+        *open.entry(ip).or_default() += 1;
+        Some(ConnectionSlot {
+            endpoint: Arc::clone(self),
+            ip,
+        })
     }
 
     /// Waits until no INVITE is being routed.
@@ -148,8 +186,26 @@ impl<H: CallHandler> Endpoint<H> {
 
     /// Handles one received message.
     pub async fn handle(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
-        match classify(bytes, peer.addr(), self.config.parse) {
-            Intake::Drop("response") => metrics().dropped.inc("response", ""),
+        let ip = peer.addr().ip();
+        if let Verdict::Drop { log } = self.limiter.check(ip, self.handler.knows_source(ip)) {
+            metrics().dropped.inc("rate_limited", "");
+            if log {
+                tracing::warn!(target: "security", source = %peer.addr(), reason = "rate_limited", "dropping requests from this source");
+            }
+            return;
+        }
+        let intake = if bytes.len() > self.config.max_message_bytes {
+            oversize(bytes, peer.addr(), self.config.parse)
+        } else {
+            classify(
+                bytes,
+                peer.addr(),
+                self.config.parse,
+                &self.config.scanner_user_agents,
+            )
+        };
+        match intake {
+            Intake::Drop(why @ ("response" | "scanner")) => metrics().dropped.inc(why, ""),
             Intake::Drop(why) => {
                 metrics().dropped.inc(why, "");
                 tracing::info!(target: "security", source = %peer.addr(), reason = why, "dropped request");
@@ -298,6 +354,28 @@ impl<H: CallHandler> Endpoint<H> {
     }
 }
 
+/// One open TCP/TLS connection; the slot is released when dropped.
+pub struct ConnectionSlot<H> {
+    endpoint: Arc<Endpoint<H>>,
+    ip: std::net::IpAddr,
+}
+
+impl<H> Drop for ConnectionSlot<H> {
+    fn drop(&mut self) {
+        let mut open = self
+            .endpoint
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Counts an INVITE as routed when dropped (also on cancellation).
 struct RoutedGuard<'a, H>(&'a Endpoint<H>);
 
@@ -390,8 +468,12 @@ pub async fn serve_tcp<H: CallHandler>(
         };
         match accepted {
             Ok((stream, addr)) => {
+                let Some(slot) = endpoint.admit(addr.ip()) else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(serve_stream(
+                    slot,
                     Arc::clone(&endpoint),
                     stream,
                     addr,
@@ -408,6 +490,7 @@ pub async fn serve_tcp<H: CallHandler>(
 
 /// Serves one stream connection (TCP, or TLS after the handshake).
 pub async fn serve_stream<H, S>(
+    _slot: ConnectionSlot<H>,
     endpoint: Arc<Endpoint<H>>,
     stream: S,
     addr: SocketAddr,
@@ -428,6 +511,9 @@ pub async fn serve_stream<H, S>(
     });
     let max = endpoint.config.max_message_bytes;
     let idle = endpoint.config.tcp_idle_timeout;
+    let opened = Instant::now();
+    let mut message_started: Option<Instant> = None;
+    let mut read_any = false;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     'connection: loop {
         loop {
@@ -453,14 +539,30 @@ pub async fn serve_stream<H, S>(
                 }
             }
         }
+        // Partial bytes start the message clock (slow senders are cut off).
+        message_started = if buf.is_empty() {
+            None
+        } else {
+            message_started.or(Some(Instant::now()))
+        };
+        let deadline = match (read_any, message_started) {
+            (false, _) => opened + endpoint.config.tcp_first_byte_timeout,
+            (true, Some(start)) => {
+                (start + endpoint.config.tcp_message_timeout).min(Instant::now() + idle)
+            }
+            (true, None) => Instant::now() + idle,
+        };
         let mut chunk = [0u8; 8192];
         let read = tokio::select! {
-            r = tokio::time::timeout(idle, reader.read(&mut chunk)) => r,
+            r = tokio::time::timeout_at(deadline, reader.read(&mut chunk)) => r,
             () = shutdown.cancelled() => break,
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(n)) => {
+                read_any = true;
+                buf.extend_from_slice(&chunk[..n]);
+            }
         }
     }
     drop(tx);
@@ -520,6 +622,9 @@ pub async fn serve_tls<H: CallHandler>(
                 continue;
             }
         };
+        let Some(slot) = endpoint.admit(addr.ip()) else {
+            continue;
+        };
         let (endpoint, acceptor, shutdown) = (
             Arc::clone(&endpoint),
             acceptor.clone(),
@@ -527,7 +632,7 @@ pub async fn serve_tls<H: CallHandler>(
         );
         tokio::spawn(async move {
             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_stream(endpoint, tls, addr, shutdown).await,
+                Ok(Ok(tls)) => serve_stream(slot, endpoint, tls, addr, shutdown).await,
                 Ok(Err(e)) => {
                     tracing::info!(target: "security", source = %addr, reason = %e, "TLS handshake failed")
                 }

@@ -14,6 +14,7 @@
 pub mod endpoint;
 pub mod framing;
 pub mod header;
+pub mod limiter;
 pub mod parse;
 pub mod request;
 pub mod response;

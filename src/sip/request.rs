@@ -94,13 +94,43 @@ pub struct CallFacts {
     pub sip_headers: Map<String, Value>,
 }
 
-/// Classifies one message received from `source`.
-pub fn classify(bytes: &[u8], source: SocketAddr, limits: ParseLimits) -> Intake {
+/// Classifies one message received from `source`. Requests whose
+/// User-Agent contains one of `scanners` (case-insensitive) are dropped.
+pub fn classify(
+    bytes: &[u8],
+    source: SocketAddr,
+    limits: ParseLimits,
+    scanners: &[String],
+) -> Intake {
     match parse::parse(bytes, limits) {
         Ok(Message::Response) => Intake::Drop("response"),
+        Ok(Message::Request(req)) if is_scanner(&req, scanners) => Intake::Drop("scanner"),
         Ok(Message::Request(req)) => request(&req, source),
         Err(ParseError::Empty) => Intake::Drop("empty"),
         Err(error) => salvage(bytes, source, limits, &error.to_string()),
+    }
+}
+
+fn is_scanner(req: &Request<'_>, scanners: &[String]) -> bool {
+    let Some(agent) = req.first(HeaderName::UserAgent) else {
+        return false;
+    };
+    let agent = String::from_utf8_lossy(agent).to_ascii_lowercase();
+    scanners
+        .iter()
+        .any(|s| !s.is_empty() && agent.contains(&s.to_ascii_lowercase()))
+}
+
+/// A message over the size limit: `513 Message Too Large` when its headers
+/// can be read, else dropped.
+pub fn oversize(bytes: &[u8], source: SocketAddr, limits: ParseLimits) -> Intake {
+    match salvage(bytes, source, limits, "too large") {
+        Intake::Respond(mut reply) => {
+            reply.status = 513;
+            reply.reason = "Message Too Large".to_owned();
+            Intake::Respond(reply)
+        }
+        _ => Intake::Drop("too_large"),
     }
 }
 
