@@ -189,6 +189,10 @@ pub struct Snapshot {
     orgs: HashMap<String, Arc<OrgSnapshot>>,
     /// E.164 → organization id.
     numbers: HashMap<String, String>,
+    /// Every trunk network, deduplicated (carriers are often shared).
+    networks: Vec<IpNet>,
+    /// Every trunk's default country code, deduplicated.
+    country_codes: Vec<Option<String>>,
 }
 
 impl Snapshot {
@@ -199,6 +203,39 @@ impl Snapshot {
     /// The organization that owns a number.
     pub fn number_owner(&self, e164: &str) -> Option<&Arc<OrgSnapshot>> {
         self.numbers.get(e164).and_then(|org| self.orgs.get(org))
+    }
+
+    /// Whether `ip` belongs to any trunk. Cheap: networks are deduplicated.
+    pub fn knows_source(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The number a call from `ip` to `called` is for: its organization, the
+    /// trunk (which must contain `ip`) and the E.164 form. One index lookup
+    /// per candidate form, whatever the number of organizations.
+    pub fn find_number(
+        &self,
+        called: &str,
+        ip: IpAddr,
+        candidates: impl Fn(&str, Option<&str>) -> Vec<String>,
+    ) -> Option<(&Arc<OrgSnapshot>, &TrunkEntry, String)> {
+        let ip = canonical(ip);
+        for cc in &self.country_codes {
+            for e164 in candidates(called, cc.as_deref()) {
+                let Some(org) = self.number_owner(&e164) else {
+                    continue;
+                };
+                let Some(number) = org.numbers.get(&e164) else {
+                    continue;
+                };
+                let trunk = org.trunks.iter().find(|t| t.id == number.trunk_id);
+                if let Some(trunk) = trunk.filter(|t| t.networks.iter().any(|n| n.contains(&ip))) {
+                    return Some((org, trunk, e164));
+                }
+            }
+        }
+        None
     }
 
     /// Every trunk (with its organization) whose networks contain `ip`.
@@ -220,7 +257,27 @@ impl Snapshot {
             numbers.insert(e164.clone(), org.organization_id.clone());
         }
         orgs.insert(org.organization_id.clone(), Arc::new(org));
-        Self { orgs, numbers }
+        let mut networks: Vec<IpNet> = orgs
+            .values()
+            .flat_map(|o| o.trunks.iter().flat_map(|t| t.networks.iter().copied()))
+            .collect();
+        networks.sort();
+        networks.dedup();
+        let mut country_codes: Vec<Option<String>> = orgs
+            .values()
+            .flat_map(|o| o.trunks.iter().map(|t| t.default_country_code.clone()))
+            .collect();
+        country_codes.sort();
+        country_codes.dedup();
+        if country_codes.is_empty() {
+            country_codes.push(None);
+        }
+        Self {
+            orgs,
+            numbers,
+            networks,
+            country_codes,
+        }
     }
 }
 

@@ -99,32 +99,25 @@ impl CallRouter {
 
     async fn decide(&self, facts: CallFacts, record: &mut DecisionRecord) -> Answer {
         let snapshot = self.routing.current();
-        let trunks: Vec<_> = snapshot.trunks_for(facts.source.ip()).collect();
-        if trunks.is_empty() {
+        let source = facts.source.ip();
+        let found = snapshot.find_number(&facts.called, source, number::candidates);
+        if found.is_none() && !snapshot.knows_source(source) {
             tracing::info!(target: "security", source = %facts.source, reason = "unknown_source", "forbidden INVITE");
             (record.outcome, record.reason) = ("forbidden".into(), "unknown_source".into());
             return reject(403, "Forbidden", "source address belongs to no trunk", None);
         }
-        let found = trunks.iter().find_map(|(org, trunk)| {
-            number::candidates(&facts.called, trunk.default_country_code.as_deref())
-                .into_iter()
-                .find(|e164| {
-                    org.numbers
-                        .get(e164)
-                        .is_some_and(|n| n.trunk_id == trunk.id)
-                })
-                .map(|e164| (org, trunk, e164))
-        });
         let Some((org, trunk, called)) = found else {
             // Attribute the miss only when the source is one organization's
             // trunk; with shared carrier addresses nobody owns it.
-            let (org, trunk) = trunks[0];
-            if trunks
-                .iter()
-                .all(|(o, _)| o.organization_id == org.organization_id)
-            {
-                record.organization_id = org.organization_id.clone();
-                record.trunk_id = Some(trunk.id.clone());
+            let trunks: Vec<_> = snapshot.trunks_for(source).collect();
+            if let Some((org, trunk)) = trunks.first() {
+                if trunks
+                    .iter()
+                    .all(|(o, _)| o.organization_id == org.organization_id)
+                {
+                    record.organization_id = org.organization_id.clone();
+                    record.trunk_id = Some(trunk.id.clone());
+                }
             }
             (record.outcome, record.reason) = ("not_found".into(), "unknown_number".into());
             return reject(404, "Not Found", "number not served on this trunk", None);
@@ -256,7 +249,7 @@ fn reject(status: u16, phrase: &str, why: &str, decision_id: Option<String>) -> 
 
 impl CallHandler for CallRouter {
     fn knows_source(&self, ip: IpAddr) -> bool {
-        self.routing.current().trunks_for(ip).next().is_some()
+        self.routing.current().knows_source(ip)
     }
 
     fn route(&self, facts: CallFacts) -> impl std::future::Future<Output = Answer> + Send {
