@@ -28,7 +28,7 @@ use crate::store::Store;
 /// Handle to the decision log. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct DecisionLog {
-    tx: mpsc::Sender<DecisionRecord>,
+    tx: mpsc::Sender<Arc<DecisionRecord>>,
     recent: Arc<Mutex<Recent>>,
     stats: Arc<Stats>,
     capacity: usize,
@@ -137,7 +137,7 @@ impl DecisionLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(Arc::clone(&record));
-        if self.tx.try_send(Arc::unwrap_or_clone(record)).is_err() {
+        if self.tx.try_send(record).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("decision log queue full; record dropped");
         }
@@ -179,7 +179,7 @@ pub fn new_decision_id() -> String {
 
 async fn write_batches(
     store: Store,
-    mut rx: mpsc::Receiver<DecisionRecord>,
+    mut rx: mpsc::Receiver<Arc<DecisionRecord>>,
     batch_size: usize,
     stats: Arc<Stats>,
     closing: CancellationToken,

@@ -448,7 +448,10 @@ impl Store {
     // --- decision log ---
 
     /// Writes a batch of decisions (idempotent per id).
-    pub async fn insert_decisions(&self, batch: &[DecisionRecord]) -> Result<(), StoreError> {
+    pub async fn insert_decisions(
+        &self,
+        batch: &[std::sync::Arc<DecisionRecord>],
+    ) -> Result<(), StoreError> {
         on_backend!(self.insert_decisions(batch))
     }
 

@@ -934,33 +934,44 @@ impl TryFrom<DecisionRow> for DecisionRecord {
 const DECISION_COLUMNS: &str = "id, organization_id, call_id, trunk_id, caller_number, called_number, received_at, \
     duration_us, outcome, reason, agent_id, agent_version, sip_status, initial_context, custom_metadata, trace";
 
-/// Writes a batch in one transaction; ids already present are skipped, so a
-/// batch retried after an outage never duplicates.
-pub(super) async fn insert_decisions(pool: &Pool<Db>, batch: &[DecisionRecord]) -> Result<(), StoreError> {
+/// Writes a batch in one transaction, up to 200 rows per statement; ids
+/// already present are skipped, so a batch retried after an outage never
+/// duplicates.
+pub(super) async fn insert_decisions(pool: &Pool<Db>, batch: &[std::sync::Arc<DecisionRecord>]) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    for d in batch {
-        sqlx::query(&format!(
-            "INSERT INTO routing_decisions ({DECISION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING"
-        ))
-        .bind(&d.id)
-        .bind(&d.organization_id)
-        .bind(&d.call_id)
-        .bind(&d.trunk_id)
-        .bind(&d.caller_number)
-        .bind(&d.called_number)
-        .bind(d.received_at)
-        .bind(d.duration_us)
-        .bind(&d.outcome)
-        .bind(&d.reason)
-        .bind(&d.agent_id)
-        .bind(d.agent_version)
-        .bind(d.sip_status)
-        .bind(&d.initial_context)
-        .bind(d.custom_metadata.as_ref().map(encode_json))
-        .bind(d.trace.as_ref().map(encode_json))
-        .execute(&mut *tx)
-        .await?;
+    for chunk in batch.chunks(200) {
+        let mut sql = format!("INSERT INTO routing_decisions ({DECISION_COLUMNS}) VALUES ");
+        for i in 0..chunk.len() {
+            let b = i * 16;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&(1..=16).map(|k| format!("${}", b + k)).collect::<Vec<_>>().join(", "));
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (id) DO NOTHING");
+        let mut query = sqlx::query(&sql);
+        for d in chunk {
+            query = query
+                .bind(&d.id)
+                .bind(&d.organization_id)
+                .bind(&d.call_id)
+                .bind(&d.trunk_id)
+                .bind(&d.caller_number)
+                .bind(&d.called_number)
+                .bind(d.received_at)
+                .bind(d.duration_us)
+                .bind(&d.outcome)
+                .bind(&d.reason)
+                .bind(&d.agent_id)
+                .bind(d.agent_version)
+                .bind(d.sip_status)
+                .bind(&d.initial_context)
+                .bind(d.custom_metadata.as_ref().map(encode_json))
+                .bind(d.trace.as_ref().map(encode_json));
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
