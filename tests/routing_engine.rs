@@ -429,10 +429,8 @@ async fn crm() -> SocketAddr {
         )
         .route(
             "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                "late"
-            }),
+            // Never answers: the step timeout or the deadline must end the wait.
+            get(std::future::pending::<&'static str>),
         )
         .route("/huge", get(|| async { "x".repeat(200 * 1024) }))
         .route(

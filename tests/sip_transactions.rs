@@ -17,13 +17,15 @@ use inroute::sip::transaction::Timers;
 use inroute::sip::{Answer, CallFacts, CallHandler};
 use support::sip::{request, tcp_exchange, Udp};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Answers 302 after `delay`, counting routes.
+/// Answers 302 once the test opens the gate (a closed gate is a workflow
+/// that is still running), counting routes.
 #[derive(Clone)]
 struct Fake {
     routes: Arc<AtomicUsize>,
-    delay: Duration,
+    gate: Arc<Semaphore>,
 }
 
 impl CallHandler for Fake {
@@ -33,9 +35,9 @@ impl CallHandler for Fake {
 
     fn route(&self, _facts: CallFacts) -> impl std::future::Future<Output = Answer> + Send {
         self.routes.fetch_add(1, Ordering::SeqCst);
-        let delay = self.delay;
+        let gate = Arc::clone(&self.gate);
         async move {
-            tokio::time::sleep(delay).await;
+            gate.acquire().await.expect("gate open").forget();
             Answer {
                 status: 302,
                 reason: "Moved Temporarily".into(),
@@ -49,16 +51,25 @@ struct Server {
     udp: std::net::SocketAddr,
     tcp: std::net::SocketAddr,
     routes: Arc<AtomicUsize>,
+    /// Each permit lets one routing finish.
+    gate: Arc<Semaphore>,
     endpoint: Arc<Endpoint<Fake>>,
     _stop: tokio_util::sync::DropGuard,
 }
 
-async fn server(delay: Duration) -> Server {
+/// A server whose routing finishes at once (`open`) or only when the test
+/// adds permits to `gate`.
+async fn server(open: bool) -> Server {
     let routes = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(if open {
+        Semaphore::MAX_PERMITS
+    } else {
+        0
+    }));
     let endpoint = Endpoint::new(
         Fake {
             routes: routes.clone(),
-            delay,
+            gate: Arc::clone(&gate),
         },
         EndpointConfig {
             timers: Timers::default(),
@@ -101,6 +112,7 @@ async fn server(delay: Duration) -> Server {
         udp: udp_addr,
         tcp: tcp_addr,
         routes,
+        gate,
         endpoint,
         _stop: stop.drop_guard(),
     }
@@ -128,7 +140,7 @@ fn to_tag(r: &support::sip::Response) -> String {
 
 #[tokio::test]
 async fn invite_retransmissions_while_routing_get_100_and_route_once() {
-    let s = server(Duration::from_millis(400)).await;
+    let s = server(false).await;
     let ua = Udp::new(s.udp).await;
     let invite = request("INVITE", "+1555", "z9hG4bKretx1", "retx1@test", "");
     ua.send(&invite).await;
@@ -141,6 +153,7 @@ async fn invite_retransmissions_while_routing_get_100_and_route_once() {
             "a retransmission while routing gets 100 again"
         );
     }
+    s.gate.add_permits(1);
     let last = ua.recv(WAIT).await.unwrap();
     assert_eq!(last.status, 302);
     // After the final, a retransmitted INVITE gets the same final again.
@@ -155,23 +168,17 @@ async fn invite_retransmissions_while_routing_get_100_and_route_once() {
             .unwrap();
     let ua2 = Udp::new(s.udp).await;
     ua2.send(&old).await;
+    assert_eq!(ua2.recv(WAIT).await.unwrap().status, 100);
     ua2.send(&old).await;
-    let statuses: Vec<u16> = [
-        ua2.recv(WAIT).await,
-        ua2.recv(WAIT).await,
-        ua2.recv(WAIT).await,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|r| r.status)
-    .collect();
-    assert_eq!(statuses, [100, 100, 302]);
+    assert_eq!(ua2.recv(WAIT).await.unwrap().status, 100);
+    s.gate.add_permits(1);
+    assert_eq!(ua2.recv(WAIT).await.unwrap().status, 302);
     assert_eq!(s.routes.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn final_responses_are_retransmitted_on_timer_g_until_ack_or_timer_h() {
-    let s = server(Duration::ZERO).await;
+    let s = server(true).await;
     // Never ACKed: 302 plus retransmissions at 0.5, 1.5, 3.5, 7.5, ... 31.5 s, then Timer H (32 s).
     let ua = Udp::new(s.udp).await;
     ua.send(&request("INVITE", "+1555", "z9hG4bKtimerg", "g@test", ""))
@@ -216,7 +223,7 @@ async fn final_responses_are_retransmitted_on_timer_g_until_ack_or_timer_h() {
 
 #[tokio::test]
 async fn cancel_before_and_after_the_decision() {
-    let s = server(Duration::from_millis(500)).await;
+    let s = server(false).await;
     // Before: 200 to the CANCEL, 487 to the INVITE.
     let ua = Udp::new(s.udp).await;
     ua.send(&request("INVITE", "+1555", "z9hG4bKc1", "c1@test", ""))
@@ -237,7 +244,7 @@ async fn cancel_before_and_after_the_decision() {
     }
 
     // After: the INVITE keeps its 302; the CANCEL still gets 200.
-    let s = server(Duration::ZERO).await;
+    let s = server(true).await;
     let ua = Udp::new(s.udp).await;
     ua.send(&request("INVITE", "+1555", "z9hG4bKc2", "c2@test", ""))
         .await;
@@ -255,7 +262,7 @@ async fn cancel_before_and_after_the_decision() {
 
 #[tokio::test]
 async fn tcp_framing() {
-    let s = server(Duration::ZERO).await;
+    let s = server(true).await;
     let options = |n: u32| {
         request(
             "OPTIONS",

@@ -4,7 +4,7 @@
 //! methods take the caller's organization id wherever tenant data is involved,
 //! so isolation is enforced here and not only in handlers.
 //!
-//! Both backends run the same statements: `queries.rs` is compiled once per
+//! Both backends run the same statements: `queries/*.rs` is compiled once per
 //! backend (see `docs/decisions/0002-one-sql-text-two-backends.md`), and each
 //! backend has its own migration folder because DDL types differ.
 //!
@@ -28,14 +28,25 @@ use types::*;
 
 use crate::config::{Backend, DatabaseConfig};
 
+/// Includes every query file into a backend module.
+macro_rules! queries {
+    () => {
+        include!("queries/prelude.rs");
+        include!("queries/tenancy.rs");
+        include!("queries/catalog.rs");
+        include!("queries/routing_config.rs");
+        include!("queries/decisions.rs");
+    };
+}
+
 mod sqlite {
     type Db = sqlx::Sqlite;
-    include!("queries.rs");
+    queries!();
 }
 
 mod postgres {
     type Db = sqlx::Postgres;
-    include!("queries.rs");
+    queries!();
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
