@@ -8,10 +8,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inroute::sip::endpoint::{serve_tcp, serve_udp, Endpoint, EndpointConfig};
+use inroute::sip::endpoint::{Endpoint, EndpointConfig};
 use inroute::sip::limiter::{Budget, Limiter};
 use inroute::sip::parse::ParseLimits;
 use inroute::sip::transaction::Timers;
+use inroute::sip::transport::{serve_tcp, serve_udp};
 use inroute::sip::{Answer, CallFacts, CallHandler};
 use tokio_util::sync::CancellationToken;
 

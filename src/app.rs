@@ -201,7 +201,7 @@ async fn start_sip(
             .with_context(|| format!("could not bind SIP UDP to {addr}"))?;
         let bound = socket.local_addr()?;
         tracing::info!(proto = "udp", addr = %bound, "listening");
-        tokio::spawn(sip::endpoint::serve_udp(
+        tokio::spawn(sip::transport::serve_udp(
             Arc::clone(&endpoint),
             Arc::new(socket),
             cancel.child_token(),
@@ -215,7 +215,7 @@ async fn start_sip(
             .with_context(|| format!("could not bind SIP TCP to {addr}"))?;
         let bound = listener.local_addr()?;
         tracing::info!(proto = "tcp", addr = %bound, "listening");
-        tokio::spawn(sip::endpoint::serve_tcp(
+        tokio::spawn(sip::transport::serve_tcp(
             Arc::clone(&endpoint),
             listener,
             cancel.child_token(),
@@ -225,7 +225,7 @@ async fn start_sip(
     let mut tls = Vec::new();
     if !sip.tls.is_empty() {
         let (cert, key) = (sip.tls_cert.as_deref(), sip.tls_key.as_deref());
-        let acceptor = sip::endpoint::tls_acceptor(
+        let acceptor = sip::transport::tls_acceptor(
             cert.unwrap_or(Path::new("")),
             key.unwrap_or(Path::new("")),
         )
@@ -237,7 +237,7 @@ async fn start_sip(
             let bound = listener.local_addr()?;
             tracing::info!(proto = "tls", addr = %bound, "listening");
             let handshake = Duration::from_millis(sip.tls_handshake_timeout_ms);
-            tokio::spawn(sip::endpoint::serve_tls(
+            tokio::spawn(sip::transport::serve_tls(
                 Arc::clone(&endpoint),
                 listener,
                 acceptor.clone(),

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use inroute::sip::endpoint::{serve_tcp, serve_udp, Endpoint, EndpointConfig};
+use inroute::sip::endpoint::{Endpoint, EndpointConfig};
 use inroute::sip::limiter::{Budget, Limiter};
 use inroute::sip::parse::ParseLimits;
 use inroute::sip::transaction::Timers;
+use inroute::sip::transport::{serve_tcp, serve_udp};
 use inroute::sip::{Answer, CallFacts, CallHandler};
 use support::sip::{request, tcp_exchange, Udp};
 use tokio::net::{TcpListener, UdpSocket};

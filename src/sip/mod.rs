@@ -3,7 +3,7 @@
 //!
 //! * [`parse`], [`header`], [`uri`], [`response`], [`transaction`], [`request`]:
 //!   pure code over bytes and state machines; no tokio I/O.
-//! * [`endpoint`]: sockets, the transaction table and timers.
+//! * [`endpoint`]: the transaction table and timers; [`transport`]: sockets.
 //!
 //! The SIP side asks the rest of the daemon one question through
 //! [`CallHandler`]: what to answer to this INVITE.
@@ -19,6 +19,7 @@ pub mod parse;
 pub mod request;
 pub mod response;
 pub mod transaction;
+pub mod transport;
 pub mod uri;
 
 use std::future::Future;
