@@ -305,6 +305,18 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_panic_is_an_error_and_the_evaluator_recovers() {
+        // Found by fuzzing (workflow_run): jsonata-core 2.2.13 panics on a
+        // non-ASCII character in a date picture.
+        let result = eval(
+            "$fromMillis($millis(), '[\u{fffd}0001]', '-500')",
+            serde_json::json!({}),
+        );
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(eval("1 + 1", serde_json::json!({})).unwrap(), 2);
+    }
+
+    #[test]
     fn runaway_evaluation_is_bounded() {
         let recursion = "($f := function($n) { $f($n + 1) }; $f(0))";
         assert!(eval(recursion, serde_json::json!({})).is_err());
