@@ -314,6 +314,12 @@ impl Routing {
         self.current.load_full()
     }
 
+    /// Whether `ip` belongs to any trunk, without taking a reference on the
+    /// snapshot (called for every received message).
+    pub fn knows_source(&self, ip: IpAddr) -> bool {
+        self.current.load().knows_source(ip)
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -310,34 +310,7 @@ async fn ipv6_listener_and_trunk() {
     else {
         return;
     };
-    let org = d.org("V6").await;
-    let key = d.admin_key(&org).await;
-    let trunk = d
-        .req("POST", "/core/trunks")
-        .token(&key)
-        .json(json!({"name": "v6", "inbound_addresses": ["::1"]}))
-        .send()
-        .await
-        .body["id"]
-        .clone();
-    d.req("POST", "/core/agents")
-        .token(&key)
-        .json(json!({"id": "a6", "name": "a6"}))
-        .send()
-        .await;
-    d.req("POST", "/core/agents/a6/versions")
-        .token(&key)
-        .send()
-        .await;
-    d.req("POST", "/core/agents/a6/versions/1/publish")
-        .token(&key)
-        .send()
-        .await;
-    d.req("POST", "/core/phone-numbers")
-        .token(&key)
-        .json(json!({"phone_number": "+15550006666", "trunk_id": trunk, "inbound_agent_id": "a6"}))
-        .send()
-        .await;
+    d.call_org_on("::1", &["+15550006666"], true, None).await;
     let socket = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
     let ua = Udp {
         socket,

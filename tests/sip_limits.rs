@@ -7,7 +7,6 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::json;
 use support::sip::{request, Udp};
 use support::{Backend, TestDaemon};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,33 +26,7 @@ async fn daemon() -> TestDaemon {
     .await
     .unwrap();
     // Only 127.0.0.1 is a trunk; 127.0.0.2 and the rest of 127/8 are not.
-    let org = d.org("Flood").await;
-    let key = d.admin_key(&org).await;
-    let trunk = d
-        .req("POST", "/core/trunks")
-        .token(&key)
-        .json(json!({"name": "t", "inbound_addresses": ["127.0.0.1"]}))
-        .send()
-        .await
-        .body["id"]
-        .clone();
-    d.req("POST", "/core/agents")
-        .token(&key)
-        .json(json!({"id": "a", "name": "a"}))
-        .send()
-        .await;
-    d.req("POST", "/core/agents/a/versions")
-        .token(&key)
-        .send()
-        .await;
-    d.req("POST", "/core/agents/a/versions/1/publish")
-        .token(&key)
-        .send()
-        .await;
-    d.req("POST", "/core/phone-numbers")
-        .token(&key)
-        .json(json!({"phone_number": "+15550000701", "trunk_id": trunk, "inbound_agent_id": "a"}))
-        .send()
+    d.call_org_on("127.0.0.1", &["+15550000701"], true, None)
         .await;
     d
 }

@@ -139,6 +139,26 @@ fn exists() -> ApiError {
     ApiError::Conflict("an inbound routing config already exists for this organization".to_owned())
 }
 
+/// The current config, which must exist (404) and match `If-Match` (412).
+async fn current_matching(
+    state: &AdminState,
+    org: &str,
+    if_match: &IfMatch,
+) -> Result<RoutingConfig, ApiError> {
+    let current = state
+        .store
+        .routing_config(org)
+        .await?
+        .ok_or_else(not_found)?;
+    if_match.check(current.revision)?;
+    Ok(current)
+}
+
+/// Every retry of a PUT/DELETE without `If-Match` lost a race.
+fn still_racing() -> ApiError {
+    ApiError::Conflict("the config is being changed concurrently; retry".to_owned())
+}
+
 fn not_found() -> ApiError {
     ApiError::NotFound("no inbound routing config exists for this organization".to_owned())
 }
@@ -156,12 +176,7 @@ pub(crate) async fn update(
     let org = &caller.organization_id;
     let if_match = IfMatch::from_headers(&headers)?;
     for _ in 0..RACE_RETRIES {
-        let current = state
-            .store
-            .routing_config(org)
-            .await?
-            .ok_or_else(not_found)?;
-        if_match.check(current.revision)?;
+        let current = current_matching(&state, org, &if_match).await?;
         let fields = apply(&patch, current.fields.clone())?;
         validate(&state, org, &fields).await?;
         match state
@@ -183,9 +198,7 @@ pub(crate) async fn update(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict(
-        "the config is being changed concurrently; retry".to_owned(),
-    ))
+    Err(still_racing())
 }
 
 /// Applies a partial update. Nulls for required fields are 422.
@@ -228,12 +241,7 @@ pub(crate) async fn delete(
     let org = &caller.organization_id;
     let if_match = IfMatch::from_headers(&headers)?;
     for _ in 0..RACE_RETRIES {
-        let current = state
-            .store
-            .routing_config(org)
-            .await?
-            .ok_or_else(not_found)?;
-        if_match.check(current.revision)?;
+        let current = current_matching(&state, org, &if_match).await?;
         match state
             .store
             .delete_routing_config(org, current.revision, &caller.token_id)
@@ -247,9 +255,7 @@ pub(crate) async fn delete(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict(
-        "the config is being changed concurrently; retry".to_owned(),
-    ))
+    Err(still_racing())
 }
 
 /// One entry of the audit trail: who changed what, when.

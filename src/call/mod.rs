@@ -197,7 +197,7 @@ impl CallRouter {
                 reject(
                     603,
                     "Decline",
-                    redirect::reason_text(decision.reason),
+                    decision.reason.as_str(),
                     Some(record.id.clone()),
                 )
             }
@@ -249,7 +249,7 @@ fn reject(status: u16, phrase: &str, why: &str, decision_id: Option<String>) -> 
 
 impl CallHandler for CallRouter {
     fn knows_source(&self, ip: IpAddr) -> bool {
-        self.routing.current().knows_source(ip)
+        self.routing.knows_source(ip)
     }
 
     fn route(&self, facts: CallFacts) -> impl std::future::Future<Output = Answer> + Send {

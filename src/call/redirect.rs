@@ -1,7 +1,7 @@
 //! The redirect contract (DESIGN section 6): the 302's Contact with URI
 //! headers the carrier copies into the new INVITE, and the 603's Reason.
 
-use crate::routing::{Decision, Reason};
+use crate::routing::Decision;
 
 /// Characters allowed unescaped in a SIP URI header value (RFC 3261 `hnv-unreserved` + `unreserved`).
 fn escape(value: &str) -> String {
@@ -83,15 +83,10 @@ pub fn reason_header(code: u16, text: &str) -> String {
     format!("SIP;cause={code};text=\"{clean}\"")
 }
 
-/// The short text for a decision's reason.
-pub fn reason_text(reason: Reason) -> &'static str {
-    reason.as_str()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::Action;
+    use crate::routing::{Action, Reason};
 
     #[test]
     fn base64url_matches_rfc4648() {

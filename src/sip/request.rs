@@ -150,9 +150,10 @@ fn salvage(bytes: &[u8], source: SocketAddr, limits: ParseLimits, why: &str) -> 
     let Ok(Message::Request(req)) = parse::parse(&stripped, limits) else {
         return Intake::Drop("unparsable");
     };
-    match essentials(&req) {
-        Some(_) => bad_request(&req, source, why),
-        None => Intake::Drop("unparsable, no usable Via/Call-ID/CSeq"),
+    if has_essentials(&req) {
+        bad_request(&req, source, why)
+    } else {
+        Intake::Drop("unparsable, no usable Via/Call-ID/CSeq")
     }
 }
 
@@ -169,13 +170,11 @@ fn strip_length(head: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The headers every response needs: one Via line, one Call-ID, a CSeq.
-fn essentials<'r>(req: &'r Request<'_>) -> Option<(&'r [u8], (u32, &'r str))> {
-    req.first(HeaderName::Via)?;
-    let mut call_ids = req.all(HeaderName::CallId);
-    let call_id = call_ids.next()?.value.as_ref();
-    let cseq = header::parse_cseq(req.first(HeaderName::CSeq)?);
-    Some((call_id, cseq.unwrap_or((0, ""))))
+/// Whether the headers every response needs are there: Via, Call-ID, CSeq.
+fn has_essentials(req: &Request<'_>) -> bool {
+    [HeaderName::Via, HeaderName::CallId, HeaderName::CSeq]
+        .into_iter()
+        .all(|h| req.first(h).is_some())
 }
 
 fn template(req: &Request<'_>, source: SocketAddr) -> ResponseTemplate {
@@ -225,7 +224,7 @@ fn bad_request(req: &Request<'_>, source: SocketAddr, why: &str) -> Intake {
 
 /// The checks of a parsed request, in order.
 fn request(req: &Request<'_>, source: SocketAddr) -> Intake {
-    if essentials(req).is_none() {
+    if !has_essentials(req) {
         return Intake::Drop("no usable Via/Call-ID/CSeq");
     }
     if let Err(why) = single_values(req) {

@@ -212,6 +212,18 @@ impl TestDaemon {
         assigned: bool,
         config: Option<serde_json::Value>,
     ) -> String {
+        self.call_org_on("127.0.0.0/8", numbers, assigned, config)
+            .await
+    }
+
+    /// [`Self::call_org`] with a trunk for `network` only.
+    pub async fn call_org_on(
+        &self,
+        network: &str,
+        numbers: &[&str],
+        assigned: bool,
+        config: Option<serde_json::Value>,
+    ) -> String {
         use serde_json::json;
         let org = self.org("Calls").await;
         let key = self.admin_key(&org).await;
@@ -240,7 +252,7 @@ impl TestDaemon {
         let trunk = self
             .req("POST", "/core/trunks")
             .token(&key)
-            .json(json!({"name": "loopback", "inbound_addresses": ["127.0.0.0/8"], "default_country_code": "1",
+            .json(json!({"name": "loopback", "inbound_addresses": [network], "default_country_code": "1",
                          "trust_asserted_identity": true}))
             .send()
             .await

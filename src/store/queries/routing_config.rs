@@ -78,7 +78,7 @@ pub(super) async fn create_config(
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match StoreError::from_sqlx(e, "") {
-        StoreError::Conflict { .. } => config_conflict(org_id, fields),
+        StoreError::Conflict { .. } => config_conflict(fields),
         other => other,
     })?;
     insert_revision(&mut tx, org_id, row.revision, change, Some(fields), changed_by, at).await?;
@@ -87,7 +87,7 @@ pub(super) async fn create_config(
 }
 
 /// A unique violation means a config exists; a reference violation means the fallback agent is missing.
-fn config_conflict(_org_id: &str, fields: &RoutingConfigFields) -> StoreError {
+fn config_conflict(fields: &RoutingConfigFields) -> StoreError {
     if fields.fallback_agent_id.is_some() {
         StoreError::Conflict {
             detail: format!("an inbound routing config already exists, or {FALLBACK_CONFLICT}"),
