@@ -118,6 +118,7 @@ impl DecisionLog {
             store.clone(),
             rx,
             config.batch_size,
+            Duration::from_millis(config.flush_interval_ms),
             Arc::clone(&log.stats),
             closing.clone(),
         ));
@@ -181,6 +182,7 @@ async fn write_batches(
     store: Store,
     mut rx: mpsc::Receiver<Arc<DecisionRecord>>,
     batch_size: usize,
+    flush_interval: Duration,
     stats: Arc<Stats>,
     closing: CancellationToken,
 ) {
@@ -192,12 +194,7 @@ async fn write_batches(
         };
         let Some(first) = first else { return };
         batch.push(first);
-        while batch.len() < batch_size {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        gather(&mut rx, &mut batch, batch_size, flush_interval, &closing).await;
         let mut backoff = Duration::from_millis(200);
         loop {
             match store.insert_decisions(&batch).await {
@@ -223,6 +220,32 @@ async fn write_batches(
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
+        }
+    }
+}
+
+/// Adds records to `batch` until it holds `batch_size`, `flush_interval` has
+/// passed, or the log is closing (then only what is already queued).
+async fn gather(
+    rx: &mut mpsc::Receiver<Arc<DecisionRecord>>,
+    batch: &mut Vec<Arc<DecisionRecord>>,
+    batch_size: usize,
+    flush_interval: Duration,
+    closing: &CancellationToken,
+) {
+    let deadline = Instant::now() + flush_interval;
+    while batch.len() < batch_size {
+        if let Ok(record) = rx.try_recv() {
+            batch.push(record);
+            continue;
+        }
+        let next = tokio::select! {
+            r = tokio::time::timeout_at(deadline, rx.recv()) => r,
+            () = closing.cancelled() => return,
+        };
+        match next {
+            Ok(Some(record)) => batch.push(record),
+            Ok(None) | Err(_) => return,
         }
     }
 }

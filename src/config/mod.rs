@@ -220,6 +220,9 @@ pub struct DecisionsConfig {
     pub queue_capacity: usize,
     /// Records per database write.
     pub batch_size: usize,
+    /// How long the writer gathers records after the first one before it
+    /// writes them (milliseconds; one transaction per batch).
+    pub flush_interval_ms: u64,
     /// Recent decisions kept in memory for lookup by id before they land.
     pub recent_capacity: usize,
     /// How long a decision stays in memory (seconds).
@@ -235,6 +238,7 @@ impl Default for DecisionsConfig {
         Self {
             queue_capacity: 10_000,
             batch_size: 500,
+            flush_interval_ms: 50,
             recent_capacity: 10_000,
             recent_ttl_s: 300,
             retention_days: 7,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use indexmap::IndexMap;
 use jsonata_core::value::JValue;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -36,26 +37,34 @@ pub struct CallInput {
 }
 
 impl CallInput {
-    fn to_json(&self) -> Value {
-        let mut m = Map::with_capacity(6);
-        m.insert("caller_number".into(), self.caller_number.clone().into());
-        m.insert("called_number".into(), self.called_number.clone().into());
-        m.insert("trunk_id".into(), self.trunk_id.clone().into());
-        m.insert(
-            "organization_id".into(),
-            self.organization_id.clone().into(),
-        );
-        m.insert(
-            "timestamp".into(),
-            self.timestamp
-                .to_rfc3339_opts(SecondsFormat::Millis, true)
-                .into(),
-        );
-        m.insert(
-            "sip_headers".into(),
-            Value::Object(self.sip_headers.clone()),
-        );
-        Value::Object(m)
+    /// The input as the engine sees it (`input.*`), built directly rather
+    /// than through a JSON copy; `timestamp` is the pre-formatted `$now()`.
+    fn to_engine(&self, timestamp: &str) -> JValue {
+        let headers: IndexMap<String, JValue> = self
+            .sip_headers
+            .iter()
+            .map(|(k, v)| (k.clone(), engine_value(v)))
+            .collect();
+        let fields: IndexMap<String, JValue> = IndexMap::from([
+            ("caller_number".into(), self.caller_number.as_str().into()),
+            ("called_number".into(), self.called_number.as_str().into()),
+            ("trunk_id".into(), self.trunk_id.as_str().into()),
+            (
+                "organization_id".into(),
+                self.organization_id.as_str().into(),
+            ),
+            ("timestamp".into(), timestamp.into()),
+            ("sip_headers".into(), headers.into()),
+        ]);
+        fields.into()
+    }
+}
+
+/// A header value (a string, as the SIP side gives them) without a detour.
+fn engine_value(v: &Value) -> JValue {
+    match v {
+        Value::String(s) => JValue::from(s.as_str()),
+        other => JValue::from(other.clone()),
     }
 }
 
@@ -149,8 +158,7 @@ async fn execute(
     env: &RunEnv,
     state: &mut State,
 ) -> Result<Output, RunError> {
-    let mut context = Map::with_capacity(4);
-    context.insert("input".into(), input.to_json());
+    let mut context = Map::new();
     let scope = CallScope {
         now_iso: input.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
         now_millis: input.timestamp.timestamp_millis(),
@@ -236,7 +244,12 @@ fn stretch(
     env: &RunEnv,
     state: &mut State,
 ) -> Result<Pause, RunError> {
-    let mut data = JValue::from(Value::Object(context.clone()));
+    let mut fields: IndexMap<String, JValue> = IndexMap::with_capacity(context.len() + 1);
+    fields.insert("input".into(), input.to_engine(&scope.now_iso));
+    for (step, value) in context.iter() {
+        fields.insert(step.clone(), JValue::from(value.clone()));
+    }
+    let mut data = JValue::from(fields);
     with_session(scope, env.expression_timeout_ms, |session| loop {
         let step = &plan.steps[*cursor];
         let started = Instant::now();

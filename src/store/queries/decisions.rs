@@ -50,24 +50,18 @@ impl TryFrom<DecisionRow> for DecisionRecord {
 const DECISION_COLUMNS: &str = "id, organization_id, call_id, trunk_id, caller_number, called_number, received_at, \
     duration_us, outcome, reason, agent_id, agent_version, sip_status, initial_context, custom_metadata, trace";
 
-/// Writes a batch in one transaction, up to 200 rows per statement; ids
-/// already present are skipped, so a batch retried after an outage never
-/// duplicates.
+/// Rows per multi-row INSERT. Fixed, so that at most this many distinct
+/// statements exist (full chunks plus one remainder size) and all stay in the
+/// connection's prepared-statement cache; small, because SQLite looks bind
+/// parameter names up linearly.
+const ROWS_PER_STATEMENT: usize = 16;
+
+/// Writes a batch in one transaction; ids already present are skipped, so a
+/// batch retried after an outage never duplicates.
 pub(super) async fn insert_decisions(pool: &Pool<Db>, batch: &[std::sync::Arc<DecisionRecord>]) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    for chunk in batch.chunks(200) {
-        let mut sql = format!("INSERT INTO routing_decisions ({DECISION_COLUMNS}) VALUES ");
-        for i in 0..chunk.len() {
-            let b = i * 16;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&(1..=16).map(|k| format!("${}", b + k)).collect::<Vec<_>>().join(", "));
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT (id) DO NOTHING");
-        let mut query = sqlx::query(&sql);
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut query = sqlx::query(insert_sql(chunk.len()));
         for d in chunk {
             query = query
                 .bind(&d.id)
@@ -91,6 +85,28 @@ pub(super) async fn insert_decisions(pool: &Pool<Db>, batch: &[std::sync::Arc<De
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The INSERT for `rows` rows (1..=ROWS_PER_STATEMENT), built once.
+fn insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (1..=ROWS_PER_STATEMENT)
+            .map(|n| {
+                let values: Vec<String> = (0..n)
+                    .map(|row| {
+                        let params: Vec<String> = (1..=16).map(|k| format!("${}", row * 16 + k)).collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO routing_decisions ({DECISION_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[rows - 1]
 }
 
 /// Newest first, ids below `before` (ids are time-ordered).
