@@ -190,7 +190,9 @@ async fn execute(
             } => {
                 // The run's deadline (the enclosing `timeout_at`) cuts this
                 // short when it comes first, and reports a timeout.
-                match env.http.execute(request, timeout).await {
+                // Boxed: the HTTP client's future is large, and inline it
+                // would make every call's task that large, HTTP step or not.
+                match Box::pin(env.http.execute(request, timeout)).await {
                     Ok(response) => {
                         let status = response["status_code"].to_string();
                         state.trace.push(entry(

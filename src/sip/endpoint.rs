@@ -306,8 +306,9 @@ impl<H: CallHandler> Endpoint<H> {
         let call_id = facts.call_id.clone();
         self.routing.fetch_add(1, Ordering::SeqCst);
         let routed = RoutedGuard(self);
-        let route = self.handler.route(facts);
-        tokio::pin!(route);
+        // On the heap, and freed once decided: the transaction then lingers
+        // (Timer G/H/I) for seconds, and its task should stay small.
+        let mut route = Box::pin(self.handler.route(facts));
         let final_response = loop {
             tokio::select! {
                 answer = &mut route => break render(template, &answer),
@@ -323,6 +324,7 @@ impl<H: CallHandler> Endpoint<H> {
                 },
             }
         };
+        drop(route);
         drop(routed);
         let mut timers = Timers3::default();
         if perform(

@@ -374,7 +374,7 @@ fn invite(
 
 /// Header name → value for the workflow input; repeats joined with `, `.
 fn sip_headers(req: &Request<'_>) -> Map<String, Value> {
-    let mut map = Map::new();
+    let mut map = Map::with_capacity(req.headers.len());
     for h in &req.headers {
         let name = h
             .name

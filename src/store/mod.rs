@@ -102,6 +102,9 @@ impl Store {
                     // only an OS crash can lose the last transactions.
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(acquire)
+                    // Statement journals (multi-row inserts) in memory, not
+                    // in temporary files written on every batch.
+                    .pragma("temp_store", "MEMORY")
                     .foreign_keys(true);
                 if let Some(dir) = options.get_filename().parent() {
                     create_dir(dir)?;
