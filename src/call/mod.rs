@@ -23,7 +23,7 @@ use crate::metrics::metrics;
 use crate::routing::{Action, CallInput, HttpClient, RunEnv};
 use crate::sip::{Answer, CallFacts, CallHandler};
 use crate::snapshot::Routing;
-use crate::store::types::DecisionRecord;
+use crate::store::types::{DecisionRecord, JsonText};
 
 /// Routes INVITEs. Cheap to clone.
 #[derive(Clone)]
@@ -171,9 +171,7 @@ impl CallRouter {
             .custom_metadata
             .clone()
             .map(serde_json::Value::Object);
-        record.trace = routed
-            .run
-            .map(|run| serde_json::to_value(run.trace).unwrap_or_default());
+        record.trace = routed.run.map(|run| JsonText::encode(&run.trace));
         match decision.action {
             Action::Redirect => {
                 record.outcome = "redirect".into();

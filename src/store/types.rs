@@ -222,7 +222,37 @@ pub struct DecisionRecord {
     pub initial_context: Option<String>,
     pub custom_metadata: Option<Value>,
     /// The workflow trace (array of steps), if a workflow ran.
-    pub trace: Option<Value>,
+    pub trace: Option<JsonText>,
+}
+
+/// A JSON document kept as its text: encoded once on the call path, written
+/// as is, and served as JSON (not as a string) by the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// Encodes `value`.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Self {
+        Self(serde_json::to_string(value).expect("in-memory values always serialize"))
+    }
+
+    /// Takes stored text, checking that it is JSON.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<&serde_json::value::RawValue>(&text)?;
+        Ok(Self(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
 }
 
 /// Filters of the decision log API; `None` matches anything.

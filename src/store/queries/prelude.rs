@@ -4,7 +4,8 @@
 // and `store::postgres`, each of which defines `type Db` first. Both backends accept `$N` placeholders and the
 // same column types through sqlx (TEXT, BIGINT/INTEGER, BOOLEAN, timestamps), so
 // one text serves both; where the dialects differ the SQL must stay in the
-// common subset. Every query on tenant data takes the organization id.
+// common subset (the one exception, the decision log's bulk INSERT, says why).
+// Every query on tenant data takes the organization id.
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Pool};
