@@ -169,6 +169,7 @@ async fn start_sip(
                 t4: Duration::from_millis(sip.t4_ms),
             },
             max_transactions: sip.max_transactions,
+            max_pending_invites: sip.max_pending_invites,
             max_message_bytes: sip.max_message_bytes,
             parse: ParseLimits {
                 max_headers: sip.max_headers,
@@ -200,7 +201,14 @@ async fn start_sip(
             .await
             .with_context(|| format!("could not bind SIP UDP to {addr}"))?;
         let bound = socket.local_addr()?;
-        tracing::info!(proto = "udp", addr = %bound, "listening");
+        let buffer = socket2::SockRef::from(&socket);
+        if sip.udp_receive_buffer_bytes > 0 {
+            if let Err(e) = buffer.set_recv_buffer_size(sip.udp_receive_buffer_bytes) {
+                tracing::warn!(error = %e, "could not set the UDP receive buffer size");
+            }
+        }
+        let receive_buffer = buffer.recv_buffer_size().unwrap_or_default();
+        tracing::info!(proto = "udp", addr = %bound, receive_buffer, "listening");
         tokio::spawn(sip::transport::serve_udp(
             Arc::clone(&endpoint),
             Arc::new(socket),

@@ -116,6 +116,8 @@ pub struct Metrics {
     pub http_step: Histogram,
     pub live_transactions: AtomicI64,
     pub retransmissions: AtomicU64,
+    /// INVITEs answered 503 at once because too many were pending.
+    pub overload_503: AtomicU64,
     pub snapshot_reloads: AtomicU64,
     /// Unix seconds of the last snapshot reload.
     pub snapshot_loaded_at: AtomicI64,
@@ -173,7 +175,7 @@ impl Metrics {
         );
         let now = chrono::Utc::now().timestamp();
         let loaded = self.snapshot_loaded_at.load(Ordering::Relaxed);
-        let gauges: [(&str, &str, &str, String); 11] = [
+        let gauges: [(&str, &str, &str, String); 12] = [
             (
                 "inroute_flood_limiter_bytes",
                 "gauge",
@@ -191,6 +193,12 @@ impl Metrics {
                 "counter",
                 "Final responses retransmitted (Timer G).",
                 self.retransmissions.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "inroute_sip_overload_rejections_total",
+                "counter",
+                "INVITEs answered 503 at once because sip.max_pending_invites were unanswered.",
+                self.overload_503.load(Ordering::Relaxed).to_string(),
             ),
             (
                 "inroute_snapshot_reloads_total",

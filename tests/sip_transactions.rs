@@ -60,7 +60,13 @@ struct Server {
 
 /// A server whose routing finishes at once (`open`) or only when the test
 /// adds permits to `gate`.
+const MAX_PENDING: usize = 1_000;
+
 async fn server(open: bool) -> Server {
+    server_with(open, MAX_PENDING).await
+}
+
+async fn server_with(open: bool, max_pending: usize) -> Server {
     let routes = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(if open {
         Semaphore::MAX_PERMITS
@@ -75,6 +81,7 @@ async fn server(open: bool) -> Server {
         EndpointConfig {
             timers: Timers::default(),
             max_transactions: 100,
+            max_pending_invites: max_pending,
             max_message_bytes: 65_535,
             parse: ParseLimits::default(),
             drop_unknown_sources: false,
@@ -308,4 +315,40 @@ async fn tcp_framing() {
         .replace("Content-Length: 0", "Content-Length: -5");
     let (responses, closed) = tcp_exchange(s.tcp, &[bad.as_bytes()], Duration::from_secs(2)).await;
     assert!(responses.is_empty() && closed);
+}
+
+#[tokio::test]
+async fn invites_past_the_pending_cap_get_503_at_once_and_are_not_routed() {
+    let s = server_with(false, 2).await;
+    let ua = Udp::new(s.udp).await;
+    let invite = |n: u32| {
+        request(
+            "INVITE",
+            "+1555",
+            &format!("z9hG4bKpend{n}"),
+            &format!("pend{n}@test"),
+            "",
+        )
+    };
+    for n in 0..2 {
+        ua.send(&invite(n)).await;
+        assert_eq!(ua.recv(WAIT).await.unwrap().status, 100);
+    }
+    ua.send(&invite(2)).await;
+    let busy = ua.recv(WAIT).await.unwrap();
+    assert_eq!((busy.status, busy.header("Retry-After")), (503, Some("1")));
+    s.gate.add_permits(2);
+    for _ in 0..2 {
+        assert_eq!(ua.recv(WAIT).await.unwrap().status, 302);
+    }
+    // Answered INVITEs no longer count, though their transactions linger.
+    ua.send(&invite(3)).await;
+    assert_eq!(ua.recv(WAIT).await.unwrap().status, 100);
+    s.gate.add_permits(1);
+    assert_eq!(ua.recv(WAIT).await.unwrap().status, 302);
+    assert_eq!(
+        s.routes.load(Ordering::SeqCst),
+        3,
+        "the shed INVITE was never routed"
+    );
 }

@@ -50,10 +50,19 @@ pub struct SipConfig {
     pub tls_handshake_timeout_ms: u64,
     /// `reject` answers 403 to sources that belong to no trunk; `drop` stays silent.
     pub unknown_source: UnknownSource,
-    /// INVITE transactions in flight before new INVITEs get 503.
+    /// INVITE transactions alive (routing, answered, or lingering for
+    /// retransmissions) before new INVITEs get 503.
     pub max_transactions: usize,
+    /// INVITEs received and not yet answered with a final response; past
+    /// this the daemon is behind and new INVITEs get 503 + Retry-After at
+    /// once, before any routing work.
+    pub max_pending_invites: usize,
     /// Largest message accepted on a stream (and read from a datagram).
     pub max_message_bytes: usize,
+    /// Kernel receive buffer of each UDP socket (SO_RCVBUF, capped by the
+    /// kernel at net.core.rmem_max); 0 keeps the kernel's default. Larger
+    /// absorbs longer bursts, at the price of queueing delay under overload.
+    pub udp_receive_buffer_bytes: usize,
     /// Most header fields in one message.
     pub max_headers: usize,
     /// RFC 3261 timers T1, T2, T4 (milliseconds).
@@ -94,8 +103,10 @@ impl Default for SipConfig {
             tls_key: None,
             tls_handshake_timeout_ms: 5_000,
             unknown_source: UnknownSource::Reject,
-            max_transactions: 50_000,
+            max_transactions: 100_000,
+            max_pending_invites: 1_000,
             max_message_bytes: 65_535,
+            udp_receive_buffer_bytes: 0,
             max_headers: 100,
             t1_ms: 500,
             t2_ms: 4_000,
@@ -451,6 +462,10 @@ impl Config {
         check(
             sip.max_transactions >= 1,
             "sip.max_transactions: must be at least 1",
+        );
+        check(
+            sip.max_pending_invites >= 1,
+            "sip.max_pending_invites: must be at least 1",
         );
         check(
             (1024..=65_535).contains(&sip.max_message_bytes),

@@ -29,8 +29,12 @@ use crate::metrics::metrics;
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
     pub timers: Timers,
-    /// INVITE transactions in flight before new INVITEs get 503.
+    /// INVITE transactions alive (also answered ones still absorbing
+    /// retransmissions) before new INVITEs get 503.
     pub max_transactions: usize,
+    /// INVITEs not yet answered with a final response before new INVITEs
+    /// get 503 at once (the daemon is behind: shed load, do not queue it).
+    pub max_pending_invites: usize,
     pub max_message_bytes: usize,
     pub parse: ParseLimits,
     /// Drop (instead of answering 403) requests from addresses of no trunk.
@@ -99,7 +103,8 @@ pub struct Endpoint<H> {
     invites: Mutex<HashMap<TransactionKey, mpsc::Sender<TxnEvent>>>,
     /// New INVITEs get 503 while draining.
     draining: AtomicBool,
-    /// INVITEs whose final response is not decided yet.
+    /// INVITEs whose final response is not decided yet (counted from their
+    /// arrival, so INVITEs waiting for a worker count too).
     routing: AtomicUsize,
     routed: Notify,
     limiter: Limiter,
@@ -265,6 +270,12 @@ impl<H: CallHandler> Endpoint<H> {
         facts: CallFacts,
         peer: Peer,
     ) {
+        if self.routing.load(Ordering::Relaxed) >= self.config.max_pending_invites {
+            metrics().overload_503.fetch_add(1, Ordering::Relaxed);
+            let busy = template.render(503, "Service Unavailable", &[("Retry-After", "1")]);
+            peer.send(busy).await;
+            return;
+        }
         let (tx, rx) = mpsc::channel(8);
         let admitted = {
             let mut table = self.lock();
@@ -284,10 +295,11 @@ impl<H: CallHandler> Endpoint<H> {
         let trying = template.render(100, "Trying", &[]);
         peer.send(trying.clone()).await;
         let machine = InviteServer::new(trying, peer.reliable(), self.config.timers);
+        let routed = RoutedGuard::new(Arc::clone(self));
         let endpoint = Arc::clone(self);
         tokio::spawn(async move {
             endpoint
-                .run_invite(machine, &template, facts, &peer, rx)
+                .run_invite(machine, &template, facts, &peer, rx, routed)
                 .await;
             endpoint.lock().remove(&key);
             metrics().live_transactions.fetch_sub(1, Ordering::Relaxed);
@@ -302,10 +314,9 @@ impl<H: CallHandler> Endpoint<H> {
         facts: CallFacts,
         peer: &Peer,
         mut rx: mpsc::Receiver<TxnEvent>,
+        routed: RoutedGuard<H>,
     ) {
         let call_id = facts.call_id.clone();
-        self.routing.fetch_add(1, Ordering::SeqCst);
-        let routed = RoutedGuard(self);
         // On the heap, and freed once decided: the transaction then lingers
         // (Timer G/H/I) for seconds, and its task should stay small.
         let mut route = Box::pin(self.handler.route(facts));
@@ -380,10 +391,18 @@ impl<H> Drop for ConnectionSlot<H> {
     }
 }
 
-/// Counts an INVITE as routed when dropped (also on cancellation).
-struct RoutedGuard<'a, H>(&'a Endpoint<H>);
+/// An INVITE not answered yet: counted from arrival, counted as routed when
+/// dropped (also on cancellation).
+struct RoutedGuard<H>(Arc<Endpoint<H>>);
 
-impl<H> Drop for RoutedGuard<'_, H> {
+impl<H> RoutedGuard<H> {
+    fn new(endpoint: Arc<Endpoint<H>>) -> Self {
+        endpoint.routing.fetch_add(1, Ordering::SeqCst);
+        Self(endpoint)
+    }
+}
+
+impl<H> Drop for RoutedGuard<H> {
     fn drop(&mut self) {
         self.0.routing.fetch_sub(1, Ordering::SeqCst);
         self.0.routed.notify_waiters();
