@@ -1,16 +1,17 @@
 //! Sockets, the INVITE transaction table and timers: where the pure SIP code
 //! meets tokio.
 //!
-//! One task per INVITE races the call handler against CANCEL, sends the
-//! final response, and runs the transaction's timers (G, H, I) until it
-//! terminates and leaves the table. Everything else is answered statelessly
-//! (retransmissions get identical answers because To tags derive from the
-//! transaction key). The socket loops are in `transport`.
+//! One task per INVITE races the call handler against CANCEL and sends the
+//! final response; the answered transaction then stays in the table
+//! (`linger`), where received ACKs and retransmissions and one timer task for
+//! all transactions (G, H, I) drive it until it terminates. Everything else is
+//! answered statelessly (retransmissions get identical answers because To
+//! tags derive from the transaction key). The socket loops are in `transport`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -18,10 +19,11 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::limiter::{Limiter, Verdict};
+use super::linger::{Entry, Outcome, Table, TxnEvent};
 use super::parse::ParseLimits;
 use super::request::{classify, oversize, CallFacts, Intake};
 use super::response::ResponseTemplate;
-use super::transaction::{Action, InviteEvent, InviteServer, Timer, Timers, TransactionKey};
+use super::transaction::{Action, InviteEvent, InviteServer, Timers, TransactionKey};
 use super::{Answer, CallHandler};
 use crate::metrics::metrics;
 
@@ -89,18 +91,16 @@ impl Peer {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TxnEvent {
-    Retransmission,
-    Ack,
-    Cancel,
-}
+/// Timers of answered transactions fire in batches at most this often.
+const TIMER_TICK: Duration = Duration::from_millis(10);
 
 /// The SIP endpoint: shared by every listener.
 pub struct Endpoint<H> {
     handler: H,
     config: EndpointConfig,
-    invites: Mutex<HashMap<TransactionKey, mpsc::Sender<TxnEvent>>>,
+    invites: Mutex<Table>,
+    /// Wakes the timer task when a deadline earlier than all others is queued.
+    timer_wake: Arc<Notify>,
     /// New INVITEs get 503 while draining.
     draining: AtomicBool,
     /// INVITEs whose final response is not decided yet (counted from their
@@ -116,16 +116,20 @@ impl<H: CallHandler> Endpoint<H> {
         metrics()
             .limiter_bytes
             .store(limiter.memory_bytes() as u64, Ordering::Relaxed);
-        Arc::new(Self {
+        let timer_wake = Arc::new(Notify::new());
+        let endpoint = Arc::new(Self {
             handler,
             config,
-            invites: Mutex::new(HashMap::new()),
+            invites: Mutex::new(Table::default()),
+            timer_wake: Arc::clone(&timer_wake),
             draining: AtomicBool::new(false),
             routing: AtomicUsize::new(0),
             routed: Notify::new(),
             limiter,
             connections: Mutex::new(HashMap::new()),
-        })
+        });
+        tokio::spawn(drive_timers(Arc::downgrade(&endpoint), timer_wake));
+        endpoint
     }
 
     /// Stops taking new INVITEs (503 + Retry-After); calls being routed finish.
@@ -175,19 +179,46 @@ impl<H: CallHandler> Endpoint<H> {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TransactionKey, mpsc::Sender<TxnEvent>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.invites
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn notify(&self, key: &TransactionKey, event: TxnEvent) -> bool {
-        match self.lock().get(key) {
-            Some(tx) => {
-                let _ = tx.try_send(event);
-                true
+    /// Passes `event` to the transaction `key`: to its routing task, or, once
+    /// answered, to the transaction itself. `false` if there is none.
+    async fn notify(&self, key: &TransactionKey, event: TxnEvent) -> bool {
+        let outcome = {
+            let mut table = self.lock();
+            match table.get(key) {
+                None => return false,
+                Some(Entry::Routing(tx)) => {
+                    let _ = tx.try_send(event);
+                    return true;
+                }
+                Some(Entry::Answered(_)) => {}
             }
-            None => false,
+            let event = match event {
+                TxnEvent::Retransmission => InviteEvent::Retransmission,
+                TxnEvent::Ack => InviteEvent::Ack,
+                TxnEvent::Cancel => return true,
+            };
+            table.receive(key, event, Instant::now())
+        };
+        self.settle(outcome).await;
+        true
+    }
+
+    /// Carries out what driving a transaction produced.
+    async fn settle(&self, outcome: Outcome) {
+        if outcome.ended {
+            metrics().live_transactions.fetch_sub(1, Ordering::Relaxed);
+        }
+        if outcome.earlier {
+            self.timer_wake.notify_one();
+        }
+        for (peer, bytes) in outcome.sends {
+            peer.send(bytes).await;
         }
     }
 
@@ -219,10 +250,10 @@ impl<H: CallHandler> Endpoint<H> {
             }
             Intake::Respond(reply) => peer.send(reply.render()).await,
             Intake::Ack(key) => {
-                self.notify(&key, TxnEvent::Ack);
+                self.notify(&key, TxnEvent::Ack).await;
             }
             Intake::Cancel { invite, reply } => {
-                if self.notify(&invite, TxnEvent::Cancel) {
+                if self.notify(&invite, TxnEvent::Cancel).await {
                     peer.send(reply.render(200, "OK", &[])).await;
                 } else {
                     peer.send(reply.render(481, "Call/Transaction Does Not Exist", &[]))
@@ -231,7 +262,7 @@ impl<H: CallHandler> Endpoint<H> {
             }
             Intake::Invite(intake) => {
                 let intake = *intake;
-                if self.notify(&intake.key, TxnEvent::Retransmission) {
+                if self.notify(&intake.key, TxnEvent::Retransmission).await {
                     return;
                 }
                 if self.config.drop_unknown_sources && !self.handler.knows_source(peer.addr().ip())
@@ -281,7 +312,7 @@ impl<H: CallHandler> Endpoint<H> {
             let mut table = self.lock();
             let room = table.len() < self.config.max_transactions;
             if room {
-                table.insert(key.clone(), tx);
+                table.insert_routing(key.clone(), tx);
                 metrics().live_transactions.fetch_add(1, Ordering::Relaxed);
             }
             room
@@ -299,33 +330,36 @@ impl<H: CallHandler> Endpoint<H> {
         let endpoint = Arc::clone(self);
         tokio::spawn(async move {
             endpoint
-                .run_invite(machine, &template, facts, &peer, rx, routed)
+                .run_invite(key, machine, template, facts, peer, rx, routed)
                 .await;
-            endpoint.lock().remove(&key);
-            metrics().live_transactions.fetch_sub(1, Ordering::Relaxed);
         });
     }
 
     /// Drives one INVITE transaction from routing to termination.
+    #[allow(clippy::too_many_arguments)]
     async fn run_invite(
         &self,
+        key: TransactionKey,
         mut machine: InviteServer,
-        template: &ResponseTemplate,
+        template: ResponseTemplate,
         facts: CallFacts,
-        peer: &Peer,
+        peer: Peer,
         mut rx: mpsc::Receiver<TxnEvent>,
         routed: RoutedGuard<H>,
     ) {
         let call_id = facts.call_id.clone();
-        // On the heap, and freed once decided: the transaction then lingers
-        // (Timer G/H/I) for seconds, and its task should stay small.
+        // On the heap, so the task stays small, and freed once decided.
         let mut route = Box::pin(self.handler.route(facts));
         let final_response = loop {
             tokio::select! {
-                answer = &mut route => break render(template, &answer),
+                answer = &mut route => break render(&template, &answer),
                 event = rx.recv() => match event {
                     Some(TxnEvent::Retransmission) => {
-                        perform(peer, machine.on_event(InviteEvent::Retransmission), &mut Timers3::default()).await;
+                        for action in machine.on_event(InviteEvent::Retransmission) {
+                            if let Action::Send(bytes) = action {
+                                peer.send(bytes).await;
+                            }
+                        }
                     }
                     Some(TxnEvent::Cancel) => {
                         tracing::info!(call_id, "cancelled while routing");
@@ -337,34 +371,38 @@ impl<H: CallHandler> Endpoint<H> {
         };
         drop(route);
         drop(routed);
-        let mut timers = Timers3::default();
-        if perform(
-            peer,
-            machine.on_event(InviteEvent::Final(final_response)),
-            &mut timers,
-        )
-        .await
-        {
+        let outcome = self
+            .lock()
+            .answer(&key, machine, peer, final_response, Instant::now());
+        self.settle(outcome).await;
+    }
+}
+
+/// Fires the timers of answered transactions (see `linger`), waking at most
+/// once per [`TIMER_TICK`]; ends with the endpoint.
+async fn drive_timers<H: CallHandler>(endpoint: Weak<Endpoint<H>>, wake: Arc<Notify>) {
+    let mut last = Instant::now();
+    loop {
+        let Some(next) = endpoint.upgrade().map(|e| e.lock().next_due()) else {
             return;
+        };
+        tokio::select! {
+            () = sleep_until(next.map(|at| at.max(last + TIMER_TICK))) => {}
+            () = wake.notified() => continue,
         }
-        loop {
-            let event = tokio::select! {
-                event = rx.recv() => match event {
-                    Some(TxnEvent::Retransmission) => InviteEvent::Retransmission,
-                    Some(TxnEvent::Ack) => InviteEvent::Ack,
-                    Some(TxnEvent::Cancel) | None => continue,
-                },
-                () = sleep_until(timers.g) => {
-                    timers.g = None;
-                    metrics().retransmissions.fetch_add(1, Ordering::Relaxed);
-                    InviteEvent::TimerG
-                }
-                () = sleep_until(timers.h) => { timers.h = None; InviteEvent::TimerH }
-                () = sleep_until(timers.i) => { timers.i = None; InviteEvent::TimerI }
-            };
-            if perform(peer, machine.on_event(event), &mut timers).await {
-                return;
-            }
+        let Some(strong) = endpoint.upgrade() else {
+            return;
+        };
+        last = Instant::now();
+        let (sends, retransmitted, ended) = strong.lock().fire_due(last);
+        metrics()
+            .retransmissions
+            .fetch_add(retransmitted, Ordering::Relaxed);
+        metrics()
+            .live_transactions
+            .fetch_sub(ended as i64, Ordering::Relaxed);
+        for (peer, bytes) in sends {
+            peer.send(bytes).await;
         }
     }
 }
@@ -418,36 +456,9 @@ fn render(template: &ResponseTemplate, answer: &Answer) -> Vec<u8> {
     template.render(answer.status, &answer.reason, &headers)
 }
 
-#[derive(Default)]
-struct Timers3 {
-    g: Option<Instant>,
-    h: Option<Instant>,
-    i: Option<Instant>,
-}
-
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Carries out actions; `true` when the transaction terminated.
-async fn perform(peer: &Peer, actions: Vec<Action>, timers: &mut Timers3) -> bool {
-    let mut terminated = false;
-    for action in actions {
-        match action {
-            Action::Send(bytes) => peer.send(bytes).await,
-            Action::Arm(timer, after) => {
-                let at = Some(Instant::now() + after);
-                match timer {
-                    Timer::G => timers.g = at,
-                    Timer::H => timers.h = at,
-                    Timer::I => timers.i = at,
-                }
-            }
-            Action::Terminate => terminated = true,
-        }
-    }
-    terminated
 }

@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod framing;
 pub mod header;
 pub mod limiter;
+pub(crate) mod linger;
 pub mod parse;
 pub mod request;
 pub mod response;

@@ -11,7 +11,7 @@ use super::parse::Request;
 const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// Identifies a server transaction (§17.2.3). ACK maps to its INVITE.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TransactionKey(String);
 
 impl TransactionKey {
