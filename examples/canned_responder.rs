@@ -48,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             timers: Timers::default(),
             max_transactions: 1_000_000,
             max_pending_invites: 1_000_000,
+            udp_shed_queue_percent: 0,
             max_message_bytes: 65_535,
             parse: ParseLimits::default(),
             drop_unknown_sources: false,

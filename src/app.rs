@@ -170,6 +170,7 @@ async fn start_sip(
             },
             max_transactions: sip.max_transactions,
             max_pending_invites: sip.max_pending_invites,
+            udp_shed_queue_percent: sip.udp_shed_queue_percent,
             max_message_bytes: sip.max_message_bytes,
             parse: ParseLimits {
                 max_headers: sip.max_headers,

@@ -116,8 +116,11 @@ pub struct Metrics {
     pub http_step: Histogram,
     pub live_transactions: AtomicI64,
     pub retransmissions: AtomicU64,
-    /// INVITEs answered 503 at once because too many were pending.
+    /// INVITEs answered 503 at once because too many were pending or a UDP
+    /// receive queue was running full.
     pub overload_503: AtomicU64,
+    /// Datagrams the kernel dropped on a full UDP receive queue.
+    pub udp_receive_drops: AtomicU64,
     pub snapshot_reloads: AtomicU64,
     /// Unix seconds of the last snapshot reload.
     pub snapshot_loaded_at: AtomicI64,
@@ -175,7 +178,7 @@ impl Metrics {
         );
         let now = chrono::Utc::now().timestamp();
         let loaded = self.snapshot_loaded_at.load(Ordering::Relaxed);
-        let gauges: [(&str, &str, &str, String); 12] = [
+        let gauges: [(&str, &str, &str, String); 13] = [
             (
                 "inroute_flood_limiter_bytes",
                 "gauge",
@@ -197,8 +200,14 @@ impl Metrics {
             (
                 "inroute_sip_overload_rejections_total",
                 "counter",
-                "INVITEs answered 503 at once because sip.max_pending_invites were unanswered.",
+                "INVITEs answered 503 at once: sip.max_pending_invites unanswered, or a UDP receive queue past sip.udp_shed_queue_percent.",
                 self.overload_503.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "inroute_sip_udp_receive_drops",
+                "gauge",
+                "Datagrams the kernel dropped on a full UDP receive queue (since the socket opened).",
+                self.udp_receive_drops.load(Ordering::Relaxed).to_string(),
             ),
             (
                 "inroute_snapshot_reloads_total",

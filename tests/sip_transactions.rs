@@ -82,6 +82,7 @@ async fn server_with(open: bool, max_pending: usize) -> Server {
             timers: Timers::default(),
             max_transactions: 100,
             max_pending_invites: max_pending,
+            udp_shed_queue_percent: 0,
             max_message_bytes: 65_535,
             parse: ParseLimits::default(),
             drop_unknown_sources: false,

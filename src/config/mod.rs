@@ -57,6 +57,10 @@ pub struct SipConfig {
     /// this the daemon is behind and new INVITEs get 503 + Retry-After at
     /// once, before any routing work.
     pub max_pending_invites: usize,
+    /// When a UDP socket's kernel receive queue is this full (percent of its
+    /// buffer; 0 disables), the daemon is behind: new INVITEs get 503 +
+    /// Retry-After at once rather than wait until datagrams are dropped.
+    pub udp_shed_queue_percent: u32,
     /// Largest message accepted on a stream (and read from a datagram).
     pub max_message_bytes: usize,
     /// Kernel receive buffer of each UDP socket (SO_RCVBUF, capped by the
@@ -105,6 +109,7 @@ impl Default for SipConfig {
             unknown_source: UnknownSource::Reject,
             max_transactions: 100_000,
             max_pending_invites: 1_000,
+            udp_shed_queue_percent: 75,
             max_message_bytes: 65_535,
             udp_receive_buffer_bytes: 0,
             max_headers: 100,
@@ -466,6 +471,10 @@ impl Config {
         check(
             sip.max_pending_invites >= 1,
             "sip.max_pending_invites: must be at least 1",
+        );
+        check(
+            sip.udp_shed_queue_percent <= 100,
+            "sip.udp_shed_queue_percent: must be from 0 to 100",
         );
         check(
             (1024..=65_535).contains(&sip.max_message_bytes),

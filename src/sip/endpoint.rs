@@ -9,15 +9,16 @@
 //! tags derive from the transaction key). The socket loops are in `transport`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+pub use super::peer::Peer;
+
+use super::backlog::QueueInfo;
 use super::limiter::{Limiter, Verdict};
 use super::linger::{Entry, Outcome, Table, TxnEvent};
 use super::parse::ParseLimits;
@@ -37,6 +38,9 @@ pub struct EndpointConfig {
     /// INVITEs not yet answered with a final response before new INVITEs
     /// get 503 at once (the daemon is behind: shed load, do not queue it).
     pub max_pending_invites: usize,
+    /// A UDP receive queue this full (percent) means the daemon is behind:
+    /// new INVITEs get 503 at once. 0 disables.
+    pub udp_shed_queue_percent: u32,
     pub max_message_bytes: usize,
     pub parse: ParseLimits,
     /// Drop (instead of answering 403) requests from addresses of no trunk.
@@ -51,44 +55,6 @@ pub struct EndpointConfig {
     pub max_connections_per_ip: usize,
     /// User-Agent substrings of known scanners; their requests are dropped.
     pub scanner_user_agents: Vec<String>,
-}
-
-/// Where a response goes.
-#[derive(Debug, Clone)]
-pub enum Peer {
-    Udp {
-        socket: Arc<UdpSocket>,
-        addr: SocketAddr,
-    },
-    Stream {
-        tx: mpsc::Sender<Vec<u8>>,
-        addr: SocketAddr,
-    },
-}
-
-impl Peer {
-    pub fn addr(&self) -> SocketAddr {
-        match self {
-            Self::Udp { addr, .. } | Self::Stream { addr, .. } => *addr,
-        }
-    }
-
-    fn reliable(&self) -> bool {
-        matches!(self, Self::Stream { .. })
-    }
-
-    async fn send(&self, bytes: Vec<u8>) {
-        match self {
-            Self::Udp { socket, addr } => {
-                if let Err(e) = socket.send_to(&bytes, addr).await {
-                    tracing::debug!(%addr, error = %e, "UDP send failed");
-                }
-            }
-            Self::Stream { tx, .. } => {
-                let _ = tx.send(bytes).await;
-            }
-        }
-    }
 }
 
 /// Timers of answered transactions fire in batches at most this often.
@@ -107,6 +73,8 @@ pub struct Endpoint<H> {
     /// arrival, so INVITEs waiting for a worker count too).
     routing: AtomicUsize,
     routed: Notify,
+    /// A UDP receive queue was over `udp_shed_queue_percent` when last looked at.
+    behind: AtomicBool,
     limiter: Limiter,
     connections: Mutex<HashMap<std::net::IpAddr, usize>>,
 }
@@ -125,6 +93,7 @@ impl<H: CallHandler> Endpoint<H> {
             draining: AtomicBool::new(false),
             routing: AtomicUsize::new(0),
             routed: Notify::new(),
+            behind: AtomicBool::new(false),
             limiter,
             connections: Mutex::new(HashMap::new()),
         });
@@ -167,6 +136,18 @@ impl<H: CallHandler> Endpoint<H> {
             }
             notified.await;
         }
+    }
+
+    /// Notes the state of a UDP socket's receive queue (see `backlog`).
+    pub fn observe_udp_queue(&self, info: Option<QueueInfo>) {
+        let Some(info) = info else { return };
+        self.behind.store(
+            info.behind(self.config.udp_shed_queue_percent),
+            Ordering::Relaxed,
+        );
+        metrics()
+            .udp_receive_drops
+            .store(u64::from(info.drops), Ordering::Relaxed);
     }
 
     /// The endpoint's settings.
@@ -301,7 +282,9 @@ impl<H: CallHandler> Endpoint<H> {
         facts: CallFacts,
         peer: Peer,
     ) {
-        if self.routing.load(Ordering::Relaxed) >= self.config.max_pending_invites {
+        if self.routing.load(Ordering::Relaxed) >= self.config.max_pending_invites
+            || self.behind.load(Ordering::Relaxed)
+        {
             metrics().overload_503.fetch_add(1, Ordering::Relaxed);
             let busy = template.render(503, "Service Unavailable", &[("Retry-After", "1")]);
             peer.send(busy).await;

@@ -11,12 +11,14 @@
 //! Must not import `routing`, `store`, `admin` or `call`.
 //! Why this stack is our own: `docs/decisions/0003-own-sip-stack.md`.
 
+pub mod backlog;
 pub mod endpoint;
 pub mod framing;
 pub mod header;
 pub mod limiter;
 pub(crate) mod linger;
 pub mod parse;
+pub mod peer;
 pub mod request;
 pub mod response;
 pub mod transaction;

@@ -13,9 +13,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::backlog::queue_info;
 use super::endpoint::{ConnectionSlot, Endpoint, Peer};
 use super::framing::{next_frame, Frame};
 use super::CallHandler;
+
+/// How often (in datagrams) the UDP receive queue is looked at.
+const QUEUE_CHECK_EVERY: u32 = 8;
 
 /// Receives datagrams until `shutdown`.
 pub async fn serve_udp<H: CallHandler>(
@@ -24,6 +28,7 @@ pub async fn serve_udp<H: CallHandler>(
     shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; 65_535];
+    let mut datagrams: u32 = 0;
     loop {
         let received = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
@@ -31,6 +36,10 @@ pub async fn serve_udp<H: CallHandler>(
         };
         match received {
             Ok((n, addr)) => {
+                datagrams = datagrams.wrapping_add(1);
+                if datagrams % QUEUE_CHECK_EVERY == 0 {
+                    endpoint.observe_udp_queue(queue_info(&*socket));
+                }
                 let peer = Peer::Udp {
                     socket: Arc::clone(&socket),
                     addr,
