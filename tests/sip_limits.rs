@@ -1,6 +1,6 @@
 //! Limits and flood protection on real sockets: per-source budgets (trunk
 //! traffic unaffected), scanner User-Agents, oversize datagrams, connection
-//! caps and slow TCP senders.
+//! caps, slow TCP senders and TLS handshakes, too many headers.
 
 mod support;
 
@@ -223,5 +223,93 @@ async fn slow_and_excess_tcp_connections_are_closed() {
         "over the per-address cap"
     );
     drop((a, b));
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_tcp_client_sending_one_byte_at_a_time_is_cut_off() {
+    let d = daemon().await;
+    let message = request("OPTIONS", "+1", "z9hG4bKdribble", "dribble@x", "");
+    let mut stream = TcpStream::connect(d.sip_tcp()).await.unwrap();
+    // One byte every 50 ms: the message would take seconds; the message
+    // timeout (300 ms) ends the connection long before.
+    let mut pace = tokio::time::interval(Duration::from_millis(50));
+    let mut sent = 0;
+    for byte in &message {
+        pace.tick().await;
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        sent += 1;
+        if closed(&mut stream, Duration::from_millis(1)).await {
+            break;
+        }
+    }
+    assert!(
+        sent < message.len() / 2,
+        "cut off after {sent} of {} bytes",
+        message.len()
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn many_idle_connections_stay_within_the_per_address_cap() {
+    let d = daemon().await;
+    let mut open = Vec::new();
+    for _ in 0..12 {
+        let mut stream = TcpStream::connect(d.sip_tcp()).await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+        open.push(stream);
+    }
+    let mut refused = 0;
+    for stream in &mut open {
+        if closed(stream, Duration::from_millis(200)).await {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 10, "the cap is 2 per address");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_tls_client_that_never_finishes_the_handshake_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("sip.crt"), dir.path().join("sip.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let d = TestDaemon::start_with(Backend::Sqlite, |c| {
+        c.sip.tls = vec!["127.0.0.1:0".parse().unwrap()];
+        c.sip.tls_cert = Some(cert_path.clone());
+        c.sip.tls_key = Some(key_path.clone());
+        c.sip.tls_handshake_timeout_ms = 300;
+    })
+    .await
+    .unwrap();
+    let tls_addr = d.daemon.as_ref().unwrap().sip_tls[0];
+    let mut stream = TcpStream::connect(tls_addr).await.unwrap();
+    // The first bytes of a ClientHello record, and then nothing.
+    stream
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    assert!(
+        closed(&mut stream, Duration::from_secs(3)).await,
+        "the handshake timeout closes the connection"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_headers_get_400() {
+    let d = daemon().await;
+    let ua = Udp::new(d.sip_udp()).await;
+    // Over sip.max_headers (100), under sip.max_message_bytes (2,000 here).
+    let many: String = (0..120).map(|i| format!("A{i}: 1\r\n")).collect();
+    ua.send(&request("OPTIONS", "+1", "z9hG4bKmany", "many@x", &many))
+        .await;
+    let r = ua.recv(WAIT).await.expect("an answer, not silence");
+    assert_eq!(r.status, 400, "{}", r.text);
     d.stop().await;
 }

@@ -214,7 +214,7 @@ impl<H: CallHandler> Endpoint<H> {
             return;
         }
         let intake = if bytes.len() > self.config.max_message_bytes {
-            oversize(bytes, peer.addr(), self.config.parse)
+            oversize(bytes, peer.addr())
         } else {
             classify(
                 bytes,

@@ -107,7 +107,7 @@ pub fn classify(
         Ok(Message::Request(req)) if is_scanner(&req, scanners) => Intake::Drop("scanner"),
         Ok(Message::Request(req)) => request(&req, source),
         Err(ParseError::Empty) => Intake::Drop("empty"),
-        Err(error) => salvage(bytes, source, limits, &error.to_string()),
+        Err(error) => salvage(bytes, source, &error.to_string()),
     }
 }
 
@@ -123,8 +123,8 @@ fn is_scanner(req: &Request<'_>, scanners: &[String]) -> bool {
 
 /// A message over the size limit: `513 Message Too Large` when its headers
 /// can be read, else dropped.
-pub fn oversize(bytes: &[u8], source: SocketAddr, limits: ParseLimits) -> Intake {
-    match salvage(bytes, source, limits, "too large") {
+pub fn oversize(bytes: &[u8], source: SocketAddr) -> Intake {
+    match salvage(bytes, source, "too large") {
         Intake::Respond(mut reply) => {
             reply.status = 513;
             reply.reason = "Message Too Large".to_owned();
@@ -135,8 +135,10 @@ pub fn oversize(bytes: &[u8], source: SocketAddr, limits: ParseLimits) -> Intake
 }
 
 /// A request that does not parse still gets a 400 if its Via, Call-ID and
-/// CSeq can be read; otherwise it is dropped.
-fn salvage(bytes: &[u8], source: SocketAddr, limits: ParseLimits, why: &str) -> Intake {
+/// CSeq can be read; otherwise it is dropped. The re-parse has no header
+/// count limit (the failure may have been too many headers, and the message
+/// is already bounded by `sip.max_message_bytes`).
+fn salvage(bytes: &[u8], source: SocketAddr, why: &str) -> Intake {
     let head_end = parse::header_end(bytes).map_or(bytes.len(), |(end, _)| end);
     let mut head = bytes[..head_end].to_vec();
     head.extend_from_slice(b"\r\n\r\n");
@@ -147,7 +149,10 @@ fn salvage(bytes: &[u8], source: SocketAddr, limits: ParseLimits, why: &str) -> 
     let mut neutral = b"X sip:x SIP/2.0\r\n".to_vec();
     neutral.extend_from_slice(&head[first_line_end + 1..]);
     let stripped = strip_length(&neutral);
-    let Ok(Message::Request(req)) = parse::parse(&stripped, limits) else {
+    let unbounded = ParseLimits {
+        max_headers: usize::MAX,
+    };
+    let Ok(Message::Request(req)) = parse::parse(&stripped, unbounded) else {
         return Intake::Drop("unparsable");
     };
     if has_essentials(&req) {
