@@ -150,6 +150,11 @@ impl<H: CallHandler> Endpoint<H> {
             .store(u64::from(info.drops), Ordering::Relaxed);
     }
 
+    /// Whether a UDP receive queue was running full when last looked at.
+    pub fn is_behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
+    }
+
     /// The endpoint's settings.
     pub(super) fn config(&self) -> &EndpointConfig {
         &self.config
@@ -283,7 +288,7 @@ impl<H: CallHandler> Endpoint<H> {
         peer: Peer,
     ) {
         if self.routing.load(Ordering::Relaxed) >= self.config.max_pending_invites
-            || self.behind.load(Ordering::Relaxed)
+            || self.is_behind()
         {
             metrics().overload_503.fetch_add(1, Ordering::Relaxed);
             let busy = template.render(503, "Service Unavailable", &[("Retry-After", "1")]);

@@ -37,7 +37,9 @@ pub async fn serve_udp<H: CallHandler>(
         match received {
             Ok((n, addr)) => {
                 datagrams = datagrams.wrapping_add(1);
-                if datagrams % QUEUE_CHECK_EVERY == 0 {
+                // While behind, every datagram: the flag clears as soon as
+                // the queue has drained, even if no more traffic follows.
+                if endpoint.is_behind() || datagrams % QUEUE_CHECK_EVERY == 0 {
                     endpoint.observe_udp_queue(queue_info(&*socket));
                 }
                 let peer = Peer::Udp {
