@@ -20,7 +20,7 @@ pub use super::peer::Peer;
 
 use super::backlog::QueueInfo;
 use super::limiter::{Limiter, Verdict};
-use super::linger::{Entry, Outcome, Table, TxnEvent};
+use super::linger::{Outcome, Table, TxnEvent};
 use super::parse::ParseLimits;
 use super::request::{classify, oversize, CallFacts, Intake};
 use super::response::ResponseTemplate;
@@ -174,25 +174,14 @@ impl<H: CallHandler> Endpoint<H> {
     /// Passes `event` to the transaction `key`: to its routing task, or, once
     /// answered, to the transaction itself. `false` if there is none.
     async fn notify(&self, key: &TransactionKey, event: TxnEvent) -> bool {
-        let outcome = {
-            let mut table = self.lock();
-            match table.get(key) {
-                None => return false,
-                Some(Entry::Routing(tx)) => {
-                    let _ = tx.try_send(event);
-                    return true;
-                }
-                Some(Entry::Answered(_)) => {}
+        let delivered = self.lock().deliver(key, event, Instant::now());
+        match delivered {
+            Some(outcome) => {
+                self.settle(outcome).await;
+                true
             }
-            let event = match event {
-                TxnEvent::Retransmission => InviteEvent::Retransmission,
-                TxnEvent::Ack => InviteEvent::Ack,
-                TxnEvent::Cancel => return true,
-            };
-            table.receive(key, event, Instant::now())
-        };
-        self.settle(outcome).await;
-        true
+            None => false,
+        }
     }
 
     /// Carries out what driving a transaction produced.
@@ -258,11 +247,7 @@ impl<H: CallHandler> Endpoint<H> {
                     return;
                 }
                 if self.draining.load(Ordering::SeqCst) {
-                    let busy =
-                        intake
-                            .template
-                            .render(503, "Service Unavailable", &[("Retry-After", "5")]);
-                    peer.send(busy).await;
+                    peer.send(unavailable(&intake.template, "5")).await;
                     return;
                 }
                 if intake.facts.loop_marker {
@@ -291,8 +276,7 @@ impl<H: CallHandler> Endpoint<H> {
             || self.is_behind()
         {
             metrics().overload_503.fetch_add(1, Ordering::Relaxed);
-            let busy = template.render(503, "Service Unavailable", &[("Retry-After", "1")]);
-            peer.send(busy).await;
+            peer.send(unavailable(&template, "1")).await;
             return;
         }
         let (tx, rx) = mpsc::channel(8);
@@ -306,8 +290,7 @@ impl<H: CallHandler> Endpoint<H> {
             room
         };
         if !admitted {
-            let busy = template.render(503, "Service Unavailable", &[("Retry-After", "5")]);
-            peer.send(busy).await;
+            peer.send(unavailable(&template, "5")).await;
             return;
         }
         // 100 Trying goes out before any routing work.
@@ -433,6 +416,11 @@ impl<H> Drop for RoutedGuard<H> {
         self.0.routing.fetch_sub(1, Ordering::SeqCst);
         self.0.routed.notify_waiters();
     }
+}
+
+/// `503 Service Unavailable` asking the client to retry after `seconds`.
+fn unavailable(template: &ResponseTemplate, seconds: &str) -> Vec<u8> {
+    template.render(503, "Service Unavailable", &[("Retry-After", seconds)])
 }
 
 fn render(template: &ResponseTemplate, answer: &Answer) -> Vec<u8> {

@@ -27,14 +27,14 @@ pub(super) enum TxnEvent {
 /// Responses to send, each to its peer.
 pub(super) type Sends = Vec<(Peer, Vec<u8>)>;
 
-pub(super) enum Entry {
+enum Entry {
     /// Being routed: events go to the routing task.
     Routing(mpsc::Sender<TxnEvent>),
     /// Answered: driven here.
     Answered(Box<Answered>),
 }
 
-pub(super) struct Answered {
+struct Answered {
     machine: InviteServer,
     peer: Peer,
     g: Option<Instant>,
@@ -98,10 +98,6 @@ impl Table {
         self.entries.len()
     }
 
-    pub(super) fn get(&self, key: &TransactionKey) -> Option<&Entry> {
-        self.entries.get(key)
-    }
-
     pub(super) fn insert_routing(&mut self, key: TransactionKey, tx: mpsc::Sender<TxnEvent>) {
         self.entries.insert(key, Entry::Routing(tx));
     }
@@ -130,19 +126,30 @@ impl Table {
         self.settle(key, terminated, sends)
     }
 
-    /// Drives an answered transaction with a received event.
-    pub(super) fn receive(
+    /// Delivers a received event to transaction `key`: to its routing task,
+    /// or, once answered, to the transaction itself. `None` if there is none.
+    pub(super) fn deliver(
         &mut self,
         key: &TransactionKey,
-        event: InviteEvent,
+        event: TxnEvent,
         now: Instant,
-    ) -> Outcome {
-        let Some(Entry::Answered(a)) = self.entries.get_mut(key) else {
-            return Outcome::default();
+    ) -> Option<Outcome> {
+        let answered = match self.entries.get_mut(key)? {
+            Entry::Routing(tx) => {
+                let _ = tx.try_send(event);
+                return Some(Outcome::default());
+            }
+            Entry::Answered(answered) => answered,
+        };
+        let event = match event {
+            TxnEvent::Retransmission => InviteEvent::Retransmission,
+            TxnEvent::Ack => InviteEvent::Ack,
+            // Too late to cancel: the final response is out.
+            TxnEvent::Cancel => return Some(Outcome::default()),
         };
         let mut sends = Vec::new();
-        let terminated = a.apply(event, now, &mut sends);
-        self.settle(key, terminated, sends)
+        let terminated = answered.apply(event, now, &mut sends);
+        Some(self.settle(key, terminated, sends))
     }
 
     /// The earliest queued deadline.
