@@ -511,7 +511,54 @@ async fn migrations_are_idempotent(backend: Backend) {
     db.store().await.ping().await.unwrap();
 }
 
+async fn decision_batches_are_written_once_across_retries(backend: Backend) {
+    let Some((_db, store)) = store(backend).await else {
+        return;
+    };
+    let org_id = org(&store).await;
+    // 70 records: one full multi-row statement and a remainder.
+    let batch: Vec<std::sync::Arc<DecisionRecord>> = (0..70)
+        .map(|i| {
+            std::sync::Arc::new(DecisionRecord {
+                id: format!("dec_{i:04}"),
+                organization_id: org_id.clone(),
+                call_id: format!("call-{i}@carrier; '--"),
+                trunk_id: None,
+                caller_number: Some("+14155550100".into()),
+                called_number: Some("+15550100001".into()),
+                // Whole microseconds: PostgreSQL keeps no more.
+                received_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
+                duration_us: i,
+                outcome: "redirect".into(),
+                reason: "agent".into(),
+                agent_id: Some("agent_main".into()),
+                agent_version: Some(1),
+                sip_status: 302,
+                initial_context: Some("é✓".into()),
+                custom_metadata: Some(json!({"z": 1, "a": 2})),
+                trace: Some(JsonText::encode(&json!([{"step": "in", "type": "input"}]))),
+            })
+        })
+        .collect();
+    store.insert_decisions(&batch).await.unwrap();
+    // A retry after an outage writes the same batch again: nothing doubles.
+    store.insert_decisions(&batch).await.unwrap();
+    let stored = store
+        .decisions(&org_id, &DecisionFilter::default(), 200, None)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 70);
+    let last = store.decision(&org_id, "dec_0069").await.unwrap().unwrap();
+    assert_eq!(last, *batch[69], "every column round-trips");
+    assert_eq!(
+        serde_json::to_value(&last).unwrap()["trace"][0]["step"],
+        json!("in"),
+        "the trace is served as JSON, not as a string"
+    );
+}
+
 on_both_backends!(
+    decision_batches_are_written_once_across_retries,
     organizations_tokens_and_memberships,
     agents_versions_and_publishing,
     listing_pages_by_cursor,
